@@ -1,0 +1,246 @@
+//! etcd + kube-apiserver with RBAC and service-account signing, an admin kubeconfig, and the
+//! project's CRDs installed and Established. One per test binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::binaries::{Binaries, repo_root};
+use crate::process::{free_port, port_open, scratch_dir, spawn_watched, wait_until};
+use crate::{block_on_fresh, pki};
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct ControlPlane {
+    /// Admin kubeconfig (client certificate in `system:masters`).
+    pub kubeconfig: PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// PEM of the CA that signed the API server's certificate.
+    pub ca_pem: String,
+    /// The programs in use.
+    pub binaries: Binaries,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+static NAMESPACE_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The test binary's control plane, started on first use with the CRDs of `crds/` installed.
+pub fn control_plane() -> &'static ControlPlane {
+    CONTROL_PLANE
+        .get_or_init(|| block_on_fresh(start()).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("test world: control plane failed to start: {e}"))
+}
+
+async fn start() -> anyhow::Result<ControlPlane> {
+    let binaries = Binaries::find()?;
+    let dir = scratch_dir("kube")?;
+
+    let (client_port, peer_port) = (free_port(), free_port());
+    let mut etcd = Command::new(&binaries.etcd);
+    etcd.arg("--data-dir")
+        .arg(dir.join("etcd"))
+        .arg(format!("--listen-client-urls=http://127.0.0.1:{client_port}"))
+        .arg(format!("--advertise-client-urls=http://127.0.0.1:{client_port}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+        ))
+        .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"))
+        .args(["--unsafe-no-fsync", "--log-level=warn"]);
+    let mut etcd = spawn_watched("etcd", etcd, &dir)?;
+    wait_until(
+        "etcd",
+        &dir.join("etcd.log"),
+        Duration::from_secs(30),
+        &mut etcd,
+        || port_open(client_port),
+    )?;
+
+    let pki = pki::write(&dir)?;
+    let port = free_port();
+    let mut api = Command::new(&binaries.kube_apiserver);
+    api.arg(format!("--etcd-servers=http://127.0.0.1:{client_port}"))
+        .arg(format!("--secure-port={port}"))
+        .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+        .args([
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=RBAC",
+        ])
+        .args([
+            "--disable-admission-plugins=ServiceAccount",
+            "--allow-privileged=true",
+        ])
+        .arg(format!("--client-ca-file={}", dir.join("ca.crt").display()))
+        .arg(format!("--tls-cert-file={}", dir.join("server.crt").display()))
+        .arg(format!(
+            "--tls-private-key-file={}",
+            dir.join("server.key").display()
+        ))
+        .arg(format!("--cert-dir={}", dir.join("certs").display()))
+        .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+        .arg(format!(
+            "--service-account-key-file={}",
+            dir.join("sa.pub").display()
+        ))
+        .arg(format!(
+            "--service-account-signing-key-file={}",
+            dir.join("sa.key").display()
+        ))
+        .args(["--enable-priority-and-fairness=false", "--v=1"]);
+    let mut api = spawn_watched("kube-apiserver", api, &dir)?;
+
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(dir.join("admin.crt"), &pki.admin_cert_pem)?;
+    std::fs::write(dir.join("admin.key"), &pki.admin_key_pem)?;
+    let url = format!("https://127.0.0.1:{port}");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\n\
+             users:\n- name: admin\n  user:\n    client-certificate: {crt}\n    client-key: {key}\n\
+             contexts:\n- name: test\n  context:\n    cluster: test\n    user: admin\ncurrent-context: test\n",
+            ca = dir.join("ca.crt").display(),
+            crt = dir.join("admin.crt").display(),
+            key = dir.join("admin.key").display(),
+        ),
+    )?;
+    let cp = ControlPlane {
+        kubeconfig,
+        url,
+        ca_pem: pki.ca_pem,
+        binaries,
+    };
+
+    let log = dir.join("kube-apiserver.log");
+    wait_until("kube-apiserver", &log, Duration::from_secs(90), &mut api, || {
+        port_open(port)
+    })?;
+    let client = cp.client().await;
+    let mut last = String::new();
+    for _ in 0..600 {
+        match client
+            .request_text(http::Request::get("/readyz").body(Vec::new())?)
+            .await
+        {
+            Ok(body) if body.trim() == "ok" => {
+                install_crds(&client).await?;
+                return Ok(cp);
+            }
+            Ok(body) => last = body,
+            Err(e) => last = e.to_string(),
+        }
+        if let Some(status) = api.try_wait()? {
+            bail!(
+                "kube-apiserver exited ({status}):\n{}",
+                crate::process::tail(&log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("kube-apiserver /readyz never became ok: {last}")
+}
+
+async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("crds"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&std::fs::read_to_string(&file)?)
+            .with_context(|| format!("parse {}", file.display()))?;
+        let name = crd.metadata.name.clone().context("CRD without a name")?;
+        api.patch(
+            &name,
+            &PatchParams::apply("test-world").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("install {}", file.display()))?;
+        names.push(name);
+    }
+    for name in names {
+        wait_established(&api, &name).await?;
+    }
+    Ok(())
+}
+
+/// Waits until the CRD's `Established` condition is `True`.
+pub async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        let crd = api.get(name).await?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("CRD {name} never became Established")
+}
+
+impl ControlPlane {
+    /// An admin client, bound to the calling test's runtime.
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read test kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("load test kubeconfig");
+        Client::try_from(config).expect("build kube client")
+    }
+
+    /// A client that authenticates with a bearer token only (e.g. a minted service-account
+    /// token), trusting the control plane's CA.
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        let mut config = Config::new(self.url.parse().expect("control plane URL"));
+        config.root_cert = Some(vec![pem_der(&self.ca_pem)]);
+        config.auth_info.token = Some(token.to_string().into());
+        Client::try_from(config).expect("build token client")
+    }
+
+    /// `kubectl` pointed at this control plane.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(&self.binaries.kubectl);
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
+    /// Creates a namespace with a unique name starting with `prefix` and returns the name.
+    pub async fn namespace(&self, prefix: &str) -> String {
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            NAMESPACE_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+            .expect("namespace object");
+        Api::<Namespace>::all(self.client().await)
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
+        name
+    }
+}
+
+/// The DER bytes of a PEM certificate.
+fn pem_der(text: &str) -> Vec<u8> {
+    pem::parse(text).expect("control plane CA is PEM").into_contents()
+}

@@ -1,0 +1,113 @@
+//! An OpenSSH server from Debian's packages on a free loopback port, with a generated host key
+//! and a generated client key in `authorized_keys`. Later issues put a `pct` stand-in on its PATH.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::process::{free_port, port_open, run, scratch_dir, spawn_watched, wait_until};
+
+/// A running sshd that accepts the generated client key for the current user.
+#[derive(Debug)]
+pub struct Sshd {
+    /// The port on 127.0.0.1.
+    pub port: u16,
+    /// The user to log in as (the one running the tests).
+    pub user: String,
+    /// Private key accepted by the server (OpenSSH format).
+    pub client_key: PathBuf,
+    /// The host key's fingerprint as `ssh-keygen -lf` prints it (`SHA256:...`).
+    pub host_key_fingerprint: String,
+}
+
+static SSHD: OnceLock<Result<Sshd, String>> = OnceLock::new();
+
+/// The test binary's sshd, started on first use.
+pub fn sshd() -> &'static Sshd {
+    SSHD.get_or_init(|| start().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("test world: sshd failed to start: {e}"))
+}
+
+fn keygen(path: &std::path::Path) -> anyhow::Result<()> {
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path))?;
+    Ok(())
+}
+
+fn start() -> anyhow::Result<Sshd> {
+    let dir = scratch_dir("sshd")?;
+    let (host_key, client_key) = (dir.join("host_ed25519"), dir.join("client_ed25519"));
+    keygen(&host_key)?;
+    keygen(&client_key)?;
+    std::fs::copy(dir.join("client_ed25519.pub"), dir.join("authorized_keys"))?;
+    let fingerprint = run(Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(dir.join("host_ed25519.pub")))?;
+    let host_key_fingerprint = fingerprint
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let user = run(Command::new("id").arg("-un"))?.trim().to_string();
+    let port = free_port();
+    std::fs::write(
+        dir.join("sshd_config"),
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {dir}/sshd.pid\n\
+             AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n\
+             MaxSessions 64\nMaxStartups 64\nSubsystem sftp internal-sftp\n",
+            hk = host_key.display(),
+            dir = dir.display()
+        ),
+    )?;
+    std::fs::create_dir_all("/run/sshd").ok();
+    let mut cmd = Command::new("/usr/sbin/sshd");
+    cmd.args(["-D", "-e", "-f"]).arg(dir.join("sshd_config"));
+    let mut child = spawn_watched("sshd", cmd, &dir)?;
+    wait_until(
+        "sshd",
+        &dir.join("sshd.log"),
+        Duration::from_secs(30),
+        &mut child,
+        || port_open(port),
+    )?;
+    Ok(Sshd {
+        port,
+        user,
+        client_key,
+        host_key_fingerprint,
+    })
+}
+
+impl Sshd {
+    /// An `ssh` command that logs in with the client key and checks the host key strictly.
+    pub fn ssh(&self) -> Command {
+        let known_hosts = self.client_key.with_file_name("known_hosts");
+        if !known_hosts.exists() {
+            let host_pub = std::fs::read_to_string(self.client_key.with_file_name("host_ed25519.pub"))
+                .unwrap_or_default();
+            let _ = std::fs::write(&known_hosts, format!("[127.0.0.1]:{} {host_pub}", self.port));
+        }
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-i")
+            .arg(&self.client_key)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
+            .arg(format!("{}@127.0.0.1", self.user));
+        cmd
+    }
+}

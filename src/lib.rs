@@ -1,0 +1,8 @@
+//! lxc-operator: a Kubernetes operator that makes Proxmox VE LXC containers declarative.
+//!
+//! `crd` holds the API (the three custom resources). The controllers, the Proxmox client and
+//! the status page arrive in later modules; dependencies point one way, toward `crd`.
+
+#![forbid(unsafe_code)]
+
+pub mod crd;
