@@ -1,0 +1,19 @@
+//! The Proxmox VE client: the operator's only door to Proxmox. It knows nothing of Kubernetes.
+//!
+//! `client` is the HTTP core (auth, envelope, retries, breaker, task slots, metrics); `api`
+//! holds the typed endpoints; `tasks` waits on UPIDs; `property` formats and parses property
+//! strings; `error` classifies failures for the controllers' error policy.
+
+pub mod auth;
+pub mod breaker;
+pub mod client;
+pub mod error;
+pub mod property;
+pub mod tls;
+pub mod upid;
+
+pub use auth::{Credentials, Secret};
+pub use client::{CallKind, ClientConfig, ProxmoxClient};
+pub use error::{Error, ErrorClass};
+pub use tls::TlsTrust;
+pub use upid::Upid;
