@@ -25,8 +25,14 @@ crds:
 crd-check:
 	@echo "== CRD drift"; $(CARGO) test --locked --quiet --test crd_drift
 
+# The closing line sums every test binary's results, so the count is read in one place.
 unit-and-integration:
-	@echo "== cargo test"; $(CARGO) test --workspace --locked --no-fail-fast
+	@echo "== cargo test"
+	@log=$$(mktemp); status=0; \
+	$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee "$$log" || status=$$?; \
+	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$i ~ /^passed;?$$/) p += $$(i-1); if ($$i ~ /^failed;?$$/) f += $$(i-1) } } \
+	     END { printf "tests: %d passed, %d failed\n", p, f }' "$$log"; \
+	rm -f "$$log"; exit $$status
 
 ## The demo (operator + pve-sim + examples + status page) arrives with the runtime issues.
 demo:

@@ -4,12 +4,15 @@
 //! holds the typed endpoints; `tasks` waits on UPIDs; `property` formats and parses property
 //! strings; `error` classifies failures for the controllers' error policy.
 
+pub mod api;
 pub mod auth;
 pub mod breaker;
 pub mod client;
 pub mod error;
 pub mod property;
+pub mod tasks;
 pub mod tls;
+pub mod types;
 pub mod upid;
 
 pub use auth::{Credentials, Secret};
