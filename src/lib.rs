@@ -5,5 +5,6 @@
 
 #![forbid(unsafe_code)]
 
+pub mod coordination;
 pub mod crd;
 pub mod proxmox;

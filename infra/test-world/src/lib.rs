@@ -19,7 +19,7 @@ pub use binaries::Binaries;
 pub use control_plane::{ControlPlane, control_plane};
 pub use postgres::{Postgres, postgres};
 pub use process::free_port;
-pub use redis::{Redis, redis};
+pub use redis::{PrivateRedis, Redis, redis};
 pub use sshd::{Sshd, sshd};
 
 /// Runs `start` on a fresh thread with its own Tokio runtime and waits for it: lets the
