@@ -8,3 +8,4 @@
 pub mod coordination;
 pub mod crd;
 pub mod proxmox;
+pub mod runtime;

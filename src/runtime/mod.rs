@@ -1,0 +1,3 @@
+//! The operator's runtime: leader election, health and metrics endpoints, shutdown.
+
+pub mod leader;
