@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use lxc_operator::crd::generate;
+use lxc_operator::runtime::run::{self, RunConfig};
 
 #[derive(Parser)]
 #[command(
@@ -26,9 +27,11 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run the operator.
+    Run(RunConfig),
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd { out: None } => print!("{}", generate::all_yaml()?),
         Command::Crd { out: Some(dir) } => {
@@ -36,6 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for (file, crd) in generate::all() {
                 std::fs::write(dir.join(file), generate::to_yaml(&crd)?)?;
             }
+        }
+        Command::Run(config) => {
+            run::init_logging(&config.log_format);
+            tokio::runtime::Runtime::new()?.block_on(run::run(config))?;
         }
     }
     Ok(())

@@ -1,3 +1,7 @@
-//! The operator's runtime: leader election, health and metrics endpoints, shutdown.
+//! The operator's runtime: configuration, leader election, health and metrics endpoints, and
+//! the clean shutdown on SIGTERM.
 
+pub mod http;
 pub mod leader;
+pub mod metrics;
+pub mod run;

@@ -1,0 +1,130 @@
+//! `lxc-operator run`: wires configuration, coordination, leader election and the web server,
+//! and shuts down cleanly on SIGTERM/SIGINT (the lease is released so another replica takes
+//! over at once).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::http::{HttpState, router};
+use super::leader::{self, LeaderConfig};
+use super::metrics::Metrics;
+use crate::coordination::Coordinator;
+
+/// Configuration of `lxc-operator run`, from flags or environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunConfig {
+    /// Kubeconfig file; in-cluster configuration when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Redis URL for locks and the VMID cache; in-process coordination when unset.
+    #[arg(long, env = "LXC_OPERATOR_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Postgres URL for the audit trail; the embedded SQLite file when unset.
+    #[arg(long, env = "LXC_OPERATOR_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where the web server (health, metrics, status page) listens.
+    #[arg(long, env = "LXC_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LXC_OPERATOR_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "LXC_OPERATOR_NAMESPACE", default_value = "lxc-operator")]
+    pub namespace: String,
+    /// This replica's identity in the Lease (defaults to the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Lease duration in seconds.
+    #[arg(long, env = "LXC_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+}
+
+/// Sets up `tracing` in the chosen format.
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn kube_client(config: &RunConfig) -> anyhow::Result<kube::Client> {
+    let cfg = match &config.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Runs the operator until SIGTERM.
+pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+    let client = kube_client(&config).await?;
+    let coordinator = Coordinator::connect(config.redis_url.as_deref(), Duration::from_secs(30)).await?;
+    tracing::info!(backend = coordinator.backend(), "coordination ready");
+    let metrics = Metrics::new();
+    let identity = config.identity.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "lxc-operator".into())
+    });
+    let leader_config = LeaderConfig {
+        namespace: config.namespace.clone(),
+        lease_name: "lxc-operator".into(),
+        identity,
+        lease_duration: Duration::from_secs(config.lease_seconds),
+        retry_period: Duration::from_secs(config.lease_seconds.div_ceil(5).max(1)),
+    };
+    let (leading_tx, leading) = watch::channel(false);
+    let (ready_tx, ready) = watch::channel(false);
+    let election = tokio::spawn(leader::run(client.clone(), leader_config.clone(), leading_tx));
+    let mut leading_watch = leading.clone();
+    let leader_metric = metrics.clone();
+    tokio::spawn(async move {
+        while leading_watch.changed().await.is_ok() {
+            leader_metric.set_leader(*leading_watch.borrow());
+        }
+    });
+
+    let state = HttpState {
+        metrics,
+        coordination_backend: coordinator.backend(),
+        audit_backend: if config.database_url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        leading,
+        ready,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "web server listening");
+    ready_tx.send_replace(true);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    tracing::info!("shutting down");
+    election.abort();
+    if let Err(e) = leader::release(client, &leader_config).await {
+        tracing::warn!(error = %e, "could not release the leader lease");
+    }
+    Ok(())
+}
