@@ -9,3 +9,4 @@ pub mod coordination;
 pub mod crd;
 pub mod proxmox;
 pub mod runtime;
+pub mod status;

@@ -1,0 +1,3 @@
+//! Status helpers shared by every controller: typed conditions with kstatus semantics.
+
+pub mod conditions;
