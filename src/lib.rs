@@ -10,3 +10,4 @@ pub mod crd;
 pub mod proxmox;
 pub mod runtime;
 pub mod status;
+pub mod template;
