@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod controllers;
 pub mod coordination;
 pub mod crd;
 pub mod proxmox;

@@ -11,6 +11,8 @@ use tokio::sync::watch;
 use super::http::{HttpState, router};
 use super::leader::{self, LeaderConfig};
 use super::metrics::Metrics;
+use crate::controllers::node::observe::Observations;
+use crate::controllers::node::reconcile::{self as node_controller, NodeCtx};
 use crate::coordination::Coordinator;
 
 /// Configuration of `lxc-operator run`, from flags or environment.
@@ -103,6 +105,8 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         }
     });
 
+    let controllers = tokio::spawn(run_controllers_while_leading(client.clone(), leading.clone()));
+
     let state = HttpState {
         metrics,
         coordination_backend: coordinator.backend(),
@@ -122,9 +126,37 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         .await?;
 
     tracing::info!("shutting down");
+    controllers.abort();
     election.abort();
     if let Err(e) = leader::release(client, &leader_config).await {
         tracing::warn!(error = %e, "could not release the leader lease");
     }
     Ok(())
+}
+
+/// Runs the controllers whenever this replica leads, and stops them the moment it does not.
+async fn run_controllers_while_leading(client: kube::Client, mut leading: watch::Receiver<bool>) {
+    let observations = Observations::default();
+    loop {
+        if leading.wait_for(|l| *l).await.is_err() {
+            return;
+        }
+        tracing::info!("leading: starting controllers");
+        let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut watch_lost = leading.clone();
+        tokio::spawn(async move {
+            let _ = watch_lost.wait_for(|l| !*l).await;
+            let _ = lost_tx.send(());
+        });
+        let ctx = NodeCtx {
+            kube: client.clone(),
+            observations: observations.clone(),
+            clients: Default::default(),
+        };
+        node_controller::run(ctx, async move {
+            let _ = lost_rx.await;
+        })
+        .await;
+        tracing::info!("not leading: controllers stopped");
+    }
 }

@@ -1,0 +1,136 @@
+//! Builds the Proxmox client of a `ProxmoxNode` from its spec and its credentials Secret.
+
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use kube::{Api, Client};
+
+use crate::crd::node::ProxmoxNodeSpec;
+use crate::proxmox::client::ClientConfig;
+use crate::proxmox::tls::parse_fingerprint;
+use crate::proxmox::{Credentials, ProxmoxClient, Secret, TlsTrust};
+
+/// Why a node's client could not be built; each maps to a condition reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("Secret {0} not found")]
+    SecretNotFound(String),
+    #[error("Secret {secret} holds neither tokenId+tokenSecret nor username+password")]
+    CredentialsIncomplete { secret: String },
+    #[error("spec.tls: {0}")]
+    Tls(String),
+    #[error("reading Secret {secret}: {source}")]
+    Kube {
+        secret: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ConnectError {
+    /// The condition reason for this failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::SecretNotFound(_) | Self::CredentialsIncomplete { .. } => "CredentialsNotFound",
+            Self::Tls(_) => "InvalidTLSSettings",
+            Self::Kube { .. } => "KubernetesError",
+        }
+    }
+}
+
+/// Reads the credentials from the Secret's data (`tokenId`/`tokenSecret` or `username`/`password`).
+pub fn credentials_from(secret: &KubeSecret, name: &str) -> Result<Credentials, ConnectError> {
+    let data = secret.data.clone().unwrap_or_default();
+    let get = |k: &str| {
+        data.get(k)
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    match (
+        get("tokenId"),
+        get("tokenSecret"),
+        get("username"),
+        get("password"),
+    ) {
+        (Some(id), Some(secret), _, _) => Ok(Credentials::Token {
+            id,
+            secret: Secret::new(secret),
+        }),
+        (_, _, Some(username), Some(password)) => Ok(Credentials::Password {
+            username,
+            password: Secret::new(password),
+        }),
+        _ => Err(ConnectError::CredentialsIncomplete {
+            secret: name.to_string(),
+        }),
+    }
+}
+
+/// The TLS trust the spec asks for.
+pub fn trust_from(spec: &ProxmoxNodeSpec) -> Result<TlsTrust, ConnectError> {
+    let tls = &spec.tls;
+    Ok(
+        match (&tls.ca_bundle, &tls.fingerprint_sha256, tls.insecure_skip_verify) {
+            (_, _, true) => TlsTrust::InsecureSkipVerify,
+            (_, Some(fp), _) => {
+                TlsTrust::PinnedSha256(parse_fingerprint(fp).map_err(|e| ConnectError::Tls(e.to_string()))?)
+            }
+            (Some(pem), None, _) => TlsTrust::CaBundle(pem.clone()),
+            (None, None, false) => TlsTrust::SystemRoots,
+        },
+    )
+}
+
+/// Reads the Secret and builds the client.
+pub async fn connect(kube: &Client, spec: &ProxmoxNodeSpec) -> Result<ProxmoxClient, ConnectError> {
+    let r = &spec.credentials_secret_ref;
+    let full = format!("{}/{}", r.namespace, r.name);
+    let secrets: Api<KubeSecret> = Api::namespaced(kube.clone(), &r.namespace);
+    let secret = secrets
+        .get_opt(&r.name)
+        .await
+        .map_err(|source| ConnectError::Kube {
+            secret: full.clone(),
+            source,
+        })?
+        .ok_or_else(|| ConnectError::SecretNotFound(full.clone()))?;
+    let credentials = credentials_from(&secret, &full)?;
+    let mut config = ClientConfig::new(spec.endpoint.clone(), credentials, trust_from(spec)?);
+    config.max_concurrent_tasks = spec.max_concurrent_tasks.max(1) as usize;
+    ProxmoxClient::new(config).map_err(|e| ConnectError::Tls(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret(pairs: &[(&str, &str)]) -> KubeSecret {
+        KubeSecret {
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tokens_win_then_passwords_and_incomplete_is_refused() {
+        let token = credentials_from(
+            &secret(&[("tokenId", "root@pam!op"), ("tokenSecret", "s")]),
+            "ns/a",
+        )
+        .unwrap();
+        assert_eq!(token.identity(), "root@pam!op");
+        let pw = credentials_from(&secret(&[("username", "root@pam"), ("password", "p")]), "ns/a").unwrap();
+        assert!(pw.is_root_ticket());
+        let err = credentials_from(&secret(&[("tokenId", "root@pam!op")]), "ns/a").unwrap_err();
+        assert_eq!(err.reason(), "CredentialsNotFound");
+        assert!(
+            !err.to_string().contains("root@pam!op"),
+            "no credential material in the message"
+        );
+    }
+}

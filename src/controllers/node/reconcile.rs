@@ -1,0 +1,199 @@
+//! The `ProxmoxNode` reconcile driver: connect → probe → observe → status, then requeue after
+//! the node's poll interval. A change to the credentials Secret re-checks the node at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use super::connect::{ConnectError, connect};
+use super::observe::{NodeObservation, Observations, ObservedContainer};
+use super::probe::{Probe, ProbeError, conditions, probe};
+use crate::crd::node::{NodeCapacity, ProxmoxNode, ProxmoxNodeStatus, StorageCapacity};
+use crate::proxmox::ProxmoxClient;
+use crate::status::conditions::set;
+
+/// The field manager of every status the operator writes.
+pub const FIELD_MANAGER: &str = "lxc-operator";
+
+/// What the node controller shares.
+#[derive(Clone)]
+pub struct NodeCtx {
+    pub kube: Client,
+    pub observations: Observations,
+    /// Proxmox clients by node name, with the key they were built for (generation + Secret version).
+    pub clients: Arc<Mutex<HashMap<String, (String, ProxmoxClient)>>>,
+}
+
+/// Errors that end a reconcile early (Proxmox failures are recorded in status instead).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("writing status of ProxmoxNode {name}: {source}")]
+    Status {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+async fn client_for(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<ProxmoxClient, ConnectError> {
+    let r = &node.spec.credentials_secret_ref;
+    let secret_version = Api::<Secret>::namespaced(ctx.kube.clone(), &r.namespace)
+        .get_metadata_opt(&r.name)
+        .await
+        .map_err(|source| ConnectError::Kube {
+            secret: format!("{}/{}", r.namespace, r.name),
+            source,
+        })?
+        .and_then(|m| m.metadata.resource_version)
+        .unwrap_or_default();
+    let key = format!(
+        "{}/{secret_version}",
+        node.metadata.generation.unwrap_or_default()
+    );
+    let name = node.name_any();
+    if let Some((k, c)) = ctx.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&name)
+        && *k == key
+    {
+        return Ok(c.clone());
+    }
+    let client = connect(&ctx.kube, &node.spec).await?;
+    ctx.clients
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name, (key, client.clone()));
+    Ok(client)
+}
+
+/// The status a probe outcome gives, starting from the current one (conditions keep their
+/// transition times).
+pub fn next_status(
+    node: &ProxmoxNode,
+    outcome: &Result<Probe, ProbeError>,
+    now: Timestamp,
+) -> ProxmoxNodeStatus {
+    let mut status = node.status.clone().unwrap_or_default();
+    let generation = node.metadata.generation;
+    let tls = &node.spec.tls;
+    for desired in conditions(
+        &outcome.as_ref(),
+        tls.insecure_skip_verify,
+        tls.fingerprint_sha256.is_some(),
+    ) {
+        set(&mut status.conditions, desired, generation, now);
+    }
+    status.observed_generation = generation;
+    if let Ok(p) = outcome {
+        status.pve_version = Some(p.version.version.clone());
+        status.cluster_name = Some(node.spec.endpoint.clone());
+        status.container_count = Some(p.containers_on(&node.spec.node_name).count() as i64);
+        status.capacity = Some(NodeCapacity {
+            cpus: p.status.cpuinfo.cpus.unwrap_or_default() as i64,
+            cpu_usage: Some(format!("{:.3}", p.status.cpu)),
+            memory_bytes: p.status.memory.total.unwrap_or_default() as i64,
+            memory_used_bytes: p.status.memory.used.unwrap_or_default() as i64,
+            storage: p
+                .storages
+                .iter()
+                .map(|s| {
+                    let cap = StorageCapacity {
+                        total_bytes: s.total.unwrap_or_default() as i64,
+                        used_bytes: s.used.unwrap_or_default() as i64,
+                    };
+                    (s.storage.clone(), cap)
+                })
+                .collect(),
+        });
+        status.last_probe_time = Some(now.to_string());
+    }
+    status
+}
+
+/// One reconcile of a `ProxmoxNode`.
+pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Action, NodeError> {
+    let name = node.name_any();
+    let outcome: Result<Probe, ProbeError> = match client_for(&ctx, &node).await {
+        Ok(client) => probe(&client, &node.spec.node_name)
+            .await
+            .map_err(ProbeError::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Ok(p) = &outcome {
+        let containers = p
+            .containers_on(&node.spec.node_name)
+            .filter_map(ObservedContainer::from_resource)
+            .map(|c| (c.vmid, c))
+            .collect();
+        let cluster_vmids = p
+            .guests
+            .iter()
+            .filter_map(|g| g.vmid.and_then(|v| u32::try_from(v).ok()))
+            .collect();
+        let observation = NodeObservation {
+            cluster: node.spec.endpoint.clone(),
+            containers,
+            cluster_vmids,
+        };
+        let changed = ctx.observations.update(&name, observation);
+        if !changed.is_empty() {
+            tracing::debug!(node = %name, ?changed, "observed container changes");
+        }
+    }
+    let status = next_status(&node, &outcome, Timestamp::now());
+    if node.status.as_ref() != Some(&status) {
+        let patch = serde_json::json!({
+            "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "ProxmoxNode", "status": status
+        });
+        Api::<ProxmoxNode>::all(ctx.kube.clone())
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|source| NodeError::Status {
+                name: name.clone(),
+                source,
+            })?;
+    }
+    let poll = Duration::from_secs(node.spec.poll_interval_seconds.max(5) as u64);
+    Ok(Action::requeue(poll))
+}
+
+fn error_policy(_node: Arc<ProxmoxNode>, error: &NodeError, _ctx: Arc<NodeCtx>) -> Action {
+    tracing::warn!(%error, "ProxmoxNode reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(ctx: NodeCtx, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let nodes: Api<ProxmoxNode> = Api::all(ctx.kube.clone());
+    let secrets: Api<Secret> = Api::all(ctx.kube.clone());
+    let controller = Controller::new(nodes, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
+            let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(|n| {
+                    n.spec.credentials_secret_ref.namespace == ns
+                        && n.spec.credentials_secret_ref.name == name
+                })
+                .map(|n| ObjectRef::from_obj(n.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, Arc::new(ctx))
+        .for_each(|_| async {})
+        .await;
+}
