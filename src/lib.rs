@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod controllers;
 pub mod coordination;
 pub mod crd;

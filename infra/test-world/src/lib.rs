@@ -17,7 +17,7 @@ mod sshd;
 
 pub use binaries::Binaries;
 pub use control_plane::{ControlPlane, control_plane};
-pub use postgres::{Postgres, postgres};
+pub use postgres::{Postgres, PrivatePostgres, postgres};
 pub use process::free_port;
 pub use redis::{PrivateRedis, Redis, redis};
 pub use sshd::{Sshd, sshd};
