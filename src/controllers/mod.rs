@@ -2,3 +2,4 @@
 //! functions tested without I/O.
 
 pub mod node;
+pub mod template;

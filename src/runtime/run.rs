@@ -13,6 +13,7 @@ use super::leader::{self, LeaderConfig};
 use super::metrics::Metrics;
 use crate::controllers::node::observe::Observations;
 use crate::controllers::node::reconcile::{self as node_controller, NodeCtx};
+use crate::controllers::template::reconcile::{self as template_controller, TemplateCtx};
 use crate::coordination::Coordinator;
 
 /// Configuration of `lxc-operator run`, from flags or environment.
@@ -142,21 +143,28 @@ async fn run_controllers_while_leading(client: kube::Client, mut leading: watch:
             return;
         }
         tracing::info!("leading: starting controllers");
-        let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+        let (node_tx, node_rx) = tokio::sync::oneshot::channel::<()>();
+        let (template_tx, template_rx) = tokio::sync::oneshot::channel::<()>();
         let mut watch_lost = leading.clone();
         tokio::spawn(async move {
             let _ = watch_lost.wait_for(|l| !*l).await;
-            let _ = lost_tx.send(());
+            let _ = node_tx.send(());
+            let _ = template_tx.send(());
         });
-        let ctx = NodeCtx {
+        let node_ctx = NodeCtx {
             kube: client.clone(),
             observations: observations.clone(),
             clients: Default::default(),
         };
-        node_controller::run(ctx, async move {
-            let _ = lost_rx.await;
-        })
-        .await;
+        let template_ctx = TemplateCtx { kube: client.clone() };
+        tokio::join!(
+            node_controller::run(node_ctx, async move {
+                let _ = node_rx.await;
+            }),
+            template_controller::run(template_ctx, async move {
+                let _ = template_rx.await;
+            }),
+        );
         tracing::info!("not leading: controllers stopped");
     }
 }

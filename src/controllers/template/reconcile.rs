@@ -1,0 +1,241 @@
+//! The `LxcTemplate` reconcile driver: resolve + digest → per Ready node: observe, decide,
+//! act (start a download) → status. Requeues quickly while downloads run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use super::plan::{NodeAction, Observed, decide, node_status};
+use crate::controllers::node::connect::connect;
+use crate::controllers::node::reconcile::FIELD_MANAGER;
+use crate::crd::node::ProxmoxNode;
+use crate::crd::template::{LxcTemplate, LxcTemplateStatus, TemplateNodeStatus};
+use crate::proxmox::tasks::TaskState;
+use crate::proxmox::{ProxmoxClient, Upid};
+use crate::status::conditions::{Desired, is_true, set, types};
+use crate::template::resolve::resolve;
+
+/// What the template controller shares.
+#[derive(Clone)]
+pub struct TemplateCtx {
+    pub kube: Client,
+}
+
+/// Errors that end a reconcile early.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// The storage and file name of a volid (`local`, `debian-12-...tar.zst`).
+fn split_volid(volid: &str) -> (&str, &str) {
+    let (storage, rest) = volid.split_once(':').unwrap_or(("local", volid));
+    (storage, rest.trim_start_matches("vztmpl/"))
+}
+
+async fn observe(
+    client: &ProxmoxClient,
+    node: &str,
+    volid: &str,
+    previous: Option<&TemplateNodeStatus>,
+) -> Observed {
+    if let Some(upid) = previous
+        .and_then(|p| p.download_task.as_deref())
+        .and_then(Upid::parse)
+    {
+        match client.check_task(&upid).await {
+            Ok(TaskState::Running) => {
+                return Observed::Downloading {
+                    upid: upid.to_string(),
+                };
+            }
+            Ok(TaskState::Succeeded) => {}
+            Err(e) => {
+                return Observed::DownloadFailed {
+                    upid: upid.to_string(),
+                    error: e.to_string(),
+                };
+            }
+        }
+    }
+    let (storage, _) = split_volid(volid);
+    match client.storage_content(node, storage, Some("vztmpl")).await {
+        Ok(content) if content.iter().any(|c| c.volid == volid) => Observed::Present,
+        Ok(_) => Observed::Missing,
+        Err(e) => Observed::DownloadFailed {
+            upid: String::new(),
+            error: e.to_string(),
+        },
+    }
+}
+
+async fn act(
+    client: &ProxmoxClient,
+    node: &str,
+    template: &LxcTemplate,
+    action: &NodeAction,
+) -> Result<Option<String>, String> {
+    let volid = &template.spec.os_template.volid;
+    let (storage, file) = split_volid(volid);
+    let started = match action {
+        NodeAction::DownloadAppliance { template } => {
+            client.download_appliance(node, storage, template).await
+        }
+        NodeAction::DownloadUrl => {
+            let Some(url) = template
+                .spec
+                .os_template
+                .source
+                .as_ref()
+                .and_then(|s| s.url.as_ref())
+            else {
+                return Ok(None);
+            };
+            let algorithm = serde_json::to_value(url.checksum_algorithm).ok();
+            let algorithm = algorithm.as_ref().and_then(|v| v.as_str()).unwrap_or("sha256");
+            client
+                .download_template_url(node, storage, &url.url, file, &url.checksum, algorithm)
+                .await
+        }
+        _ => return Ok(None),
+    };
+    started.map(|u| Some(u.to_string())).map_err(|e| e.to_string())
+}
+
+/// One reconcile of an `LxcTemplate`.
+pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Result<Action, TemplateError> {
+    let name = template.name_any();
+    let now = Timestamp::now();
+    let generation = template.metadata.generation;
+    let mut status = template.status.clone().unwrap_or_default();
+    let resolved = resolve(&ctx.kube, &template.spec.provisioning, "spec", None).await;
+    let digest = resolved.as_ref().map(|r| r.digest()).map_err(|e| e.to_string());
+
+    let nodes = Api::<ProxmoxNode>::all(ctx.kube.clone())
+        .list(&ListParams::default())
+        .await?;
+    let mut node_statuses = Vec::new();
+    let mut downloading = false;
+    for node in nodes.items.iter().filter(|n| {
+        n.status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.conditions, types::READY))
+    }) {
+        let node_name = node.name_any();
+        let previous = status.nodes.iter().find(|n| n.node == node_name);
+        let Ok(client) = connect(&ctx.kube, &node.spec).await else {
+            continue;
+        };
+        let observed = observe(
+            &client,
+            &node.spec.node_name,
+            &template.spec.os_template.volid,
+            previous,
+        )
+        .await;
+        let action = decide(
+            &observed,
+            template.spec.os_template.source.as_ref(),
+            previous.is_none_or(|p| p.download_task.is_none()),
+        );
+        let (started, action) = match act(&client, &node.spec.node_name, &template, &action).await {
+            Ok(started) => (started, action),
+            Err(message) => (None, NodeAction::Report { message }),
+        };
+        downloading |= started.is_some() || matches!(observed, Observed::Downloading { .. });
+        node_statuses.push(node_status(&node_name, &observed, &action, started));
+    }
+    node_statuses.sort_by(|a, b| a.node.cmp(&b.node));
+
+    let all_present = node_statuses.iter().all(|n| n.present);
+    let ready = match (&digest, all_present) {
+        (Err(e), _) => Desired {
+            type_: types::READY,
+            status: false,
+            reason: "InvalidContent",
+            message: e.clone(),
+        },
+        (Ok(_), false) => {
+            let missing: Vec<&str> = node_statuses
+                .iter()
+                .filter(|n| !n.present)
+                .map(|n| n.node.as_str())
+                .collect();
+            let message = format!("OS template not yet on: {}", missing.join(", "));
+            Desired {
+                type_: types::READY,
+                status: false,
+                reason: "TemplateMissing",
+                message,
+            }
+        }
+        (Ok(_), true) => Desired {
+            type_: types::READY,
+            status: true,
+            reason: "Ready",
+            message: String::new(),
+        },
+    };
+    set(&mut status.conditions, ready, generation, now);
+    if let Ok(d) = digest {
+        status.digest = Some(d);
+    }
+    status.nodes = node_statuses;
+    status.observed_generation = generation;
+    if template.status.as_ref() != Some(&status) {
+        write_status(&ctx.kube, &name, &status).await?;
+    }
+    Ok(Action::requeue(if downloading {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(300)
+    }))
+}
+
+async fn write_status(kube: &Client, name: &str, status: &LxcTemplateStatus) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate", "status": status});
+    Api::<LxcTemplate>::all(kube.clone())
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map(|_| ())
+}
+
+fn error_policy(_t: Arc<LxcTemplate>, error: &TemplateError, _ctx: Arc<TemplateCtx>) -> Action {
+    tracing::warn!(%error, "LxcTemplate reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller until `shutdown` resolves. Node changes (e.g. a node turning Ready)
+/// re-check every template.
+pub async fn run(ctx: TemplateCtx, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let templates: Api<LxcTemplate> = Api::all(ctx.kube.clone());
+    let controller = Controller::new(templates, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .watches(
+            Api::<ProxmoxNode>::all(ctx.kube.clone()),
+            watcher::Config::default(),
+            move |_node: ProxmoxNode| {
+                store
+                    .state()
+                    .into_iter()
+                    .map(|t| kube::runtime::reflector::ObjectRef::from_obj(t.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, Arc::new(ctx))
+        .for_each(|_| async {})
+        .await;
+}
