@@ -322,12 +322,21 @@ impl ProxmoxClient {
     }
 
     fn connect_error(&self, operation: &str, e: &reqwest::Error) -> Error {
+        let message = error_chain(e);
+        // An untrusted certificate is an answer, not an outage: no retry, no breaker.
+        if is_certificate_error(&message) {
+            self.inner.breaker.record_success();
+            return Error::Tls {
+                operation: operation.to_string(),
+                message,
+            };
+        }
         if self.inner.breaker.record_failure(Instant::now()) {
             tracing::warn!(endpoint = %self.inner.endpoint, "Proxmox endpoint unreachable; circuit breaker open");
         }
         Error::Connect {
             operation: operation.to_string(),
-            message: error_chain(e),
+            message,
             never_sent: e.is_connect(),
         }
     }
@@ -408,6 +417,11 @@ fn retryable(e: &Error, kind: CallKind) -> bool {
         ) => true,
         _ => false,
     }
+}
+
+fn is_certificate_error(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("invalid peer certificate") || m.contains("certificate verify") || m.contains("unknownissuer")
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

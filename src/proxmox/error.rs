@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 pub enum ErrorClass {
     /// The request never got an answer: connection refused/reset, DNS, TLS, timeout.
     Connect,
+    /// The server's TLS certificate is not trusted (wrong pin, unknown CA): retrying cannot help,
+    /// and no credential was sent.
+    Tls,
     /// The server did not accept the credentials (401).
     Unauthorized,
     /// The credentials lack a privilege (403); see [`Error::missing_privilege`].
@@ -41,6 +44,7 @@ impl ErrorClass {
     pub fn label(self) -> &'static str {
         match self {
             Self::Connect => "connect",
+            Self::Tls => "tls",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
@@ -57,13 +61,16 @@ impl ErrorClass {
 /// A failed Proxmox operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No answer: connect, TLS or timeout.
+    /// No answer: connect or timeout.
     #[error("{operation}: cannot reach Proxmox: {message}")]
     Connect {
         operation: String,
         message: String,
         never_sent: bool,
     },
+    /// The TLS handshake refused the server's certificate.
+    #[error("{operation}: Proxmox's TLS certificate is not trusted: {message}")]
+    Tls { operation: String, message: String },
     /// An HTTP error answer from Proxmox.
     #[error("{operation}: Proxmox answered {status}: {message}{}", fields_suffix(.fields))]
     Api {
@@ -110,6 +117,7 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Connect { .. } => ErrorClass::Connect,
+            Self::Tls { .. } => ErrorClass::Tls,
             Self::Api { class, .. } => *class,
             Self::TaskFailed { .. } => ErrorClass::TaskFailed,
             Self::CircuitOpen { .. } => ErrorClass::CircuitOpen,

@@ -176,7 +176,25 @@ async fn install_crds(client: &Client) -> anyhow::Result<()> {
     for name in names {
         wait_established(&api, &name).await?;
     }
-    Ok(())
+    wait_openapi_published(client).await
+}
+
+/// Waits until the OpenAPI v3 document of the group lists the kinds: `kubectl explain` reads it,
+/// and the API server publishes it a little after the CRDs are Established.
+async fn wait_openapi_published(client: &Client) -> anyhow::Result<()> {
+    let path = "/openapi/v3/apis/lxc.infrahaus.dev/v1alpha1";
+    for _ in 0..300 {
+        let request = http::Request::get(path).body(Vec::new())?;
+        if let Ok(body) = client.request_text(request).await
+            && ["LxcContainer", "LxcTemplate", "ProxmoxNode"]
+                .iter()
+                .all(|k| body.contains(k))
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the OpenAPI document of lxc.infrahaus.dev was never published")
 }
 
 /// Waits until the CRD's `Established` condition is `True`.

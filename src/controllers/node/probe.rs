@@ -33,12 +33,18 @@ pub enum ProbeError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Proxmox(#[from] Error),
+    /// The API answered but the node itself is offline (Proxmox cannot proxy to it).
+    #[error("node is offline: {0}")]
+    NodeOffline(Error),
 }
 
 /// Reads everything the node's status needs: 4 GETs, whatever the number of containers.
-pub async fn probe(client: &ProxmoxClient, node: &str) -> Result<Probe, Error> {
+pub async fn probe(client: &ProxmoxClient, node: &str) -> Result<Probe, ProbeError> {
     let version = client.version().await?;
-    let status = client.node_status(node).await?;
+    let status = client.node_status(node).await.map_err(|e| match e.class() {
+        ErrorClass::Connect => ProbeError::NodeOffline(e),
+        _ => ProbeError::Proxmox(e),
+    })?;
     let storages = client.storages(node, None).await?;
     let guests = client.cluster_resources(Some("vm")).await?;
     Ok(Probe {
@@ -94,10 +100,15 @@ pub fn conditions(
             ]
         }
         Err(ProbeError::Connect(e)) => all(false, e.reason(), e.to_string()),
+        Err(ProbeError::NodeOffline(e)) => [
+            desired(REACHABLE, true, "Connected", ""),
+            desired(AUTHENTICATED, true, "Authenticated", ""),
+            desired(READY, false, "NodeOffline", e.to_string()),
+        ],
         Err(ProbeError::Proxmox(e)) => {
             let msg = e.to_string();
             match e.class() {
-                ErrorClass::Connect | ErrorClass::CircuitOpen if is_tls_failure(&msg) => {
+                ErrorClass::Tls => {
                     let reason = if pinned {
                         "TLSFingerprintMismatch"
                     } else {
@@ -131,11 +142,6 @@ pub fn conditions(
     }
 }
 
-fn is_tls_failure(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("certificate") || m.contains("applicationverificationfailure") || m.contains("tls")
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -158,10 +164,9 @@ mod tests {
 
     #[test]
     fn each_failure_gets_its_reason() {
-        let tls = ProbeError::Proxmox(Error::Connect {
+        let tls = ProbeError::Proxmox(Error::Tls {
             operation: "get version".into(),
-            message: "error sending request: invalid peer certificate: ApplicationVerificationFailure".into(),
-            never_sent: true,
+            message: "invalid peer certificate: ApplicationVerificationFailure".into(),
         });
         assert_eq!(
             reasons(&conditions(&Err(&tls), false, true))[0],

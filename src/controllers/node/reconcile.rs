@@ -121,9 +121,7 @@ pub fn next_status(
 pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Action, NodeError> {
     let name = node.name_any();
     let outcome: Result<Probe, ProbeError> = match client_for(&ctx, &node).await {
-        Ok(client) => probe(&client, &node.spec.node_name)
-            .await
-            .map_err(ProbeError::from),
+        Ok(client) => probe(&client, &node.spec.node_name).await,
         Err(e) => Err(e.into()),
     };
     if let Ok(p) = &outcome {

@@ -1,0 +1,141 @@
+//! Cluster-wide endpoints: `/version`, `/nodes`, `/nodes/{node}/status`, `/cluster/resources`,
+//! `/cluster/nextid`.
+
+use super::ct_status;
+use crate::error::{ApiError, ApiResult};
+use crate::perms;
+use crate::routes::{Ctx, Reply};
+use crate::state::{NodeState, State, now};
+use serde_json::{Value, json};
+
+pub fn version(ctx: &Ctx) -> ApiResult<Reply> {
+    let v = &ctx.sim.cfg.version;
+    let release = v.rsplit_once('.').map_or(v.as_str(), |(r, _)| r);
+    Ok(json!({"version": v, "release": release, "repoid": "5f6a0e6b1c2d3e4f", "console": "html5"}).into())
+}
+
+fn node_mem(st: &State, name: &str) -> u64 {
+    let used: u64 = st
+        .cts
+        .values()
+        .filter(|c| c.node == name && c.running)
+        .map(|c| (c.memory_mib() << 20) / 4)
+        .sum();
+    (2u64 << 30) + used
+}
+
+fn node_entry(st: &State, name: &str, n: &NodeState, fingerprint: &str) -> Value {
+    let online = n.online;
+    json!({
+        "node": name, "id": format!("node/{name}"), "type": "node",
+        "status": if online { "online" } else { "offline" },
+        "cpu": if online { 0.031 } else { 0.0 }, "maxcpu": n.maxcpu,
+        "mem": if online { node_mem(st, name) } else { 0 }, "maxmem": n.maxmem,
+        "disk": 12u64 << 30, "maxdisk": 100u64 << 30,
+        "uptime": if online { now().saturating_sub(n.boot) } else { 0 },
+        "level": "", "ssl_fingerprint": fingerprint,
+    })
+}
+
+pub fn nodes(ctx: &Ctx) -> ApiResult<Reply> {
+    let st = ctx.sim.state();
+    let list: Vec<Value> = st
+        .nodes
+        .iter()
+        .map(|(name, n)| node_entry(&st, name, n, &ctx.sim.fingerprint))
+        .collect();
+    Ok(Value::Array(list).into())
+}
+
+pub fn node_status(ctx: &Ctx) -> ApiResult<Reply> {
+    let st = ctx.sim.state();
+    let node = ctx.node();
+    let n = &st.nodes[node];
+    let used = node_mem(&st, node);
+    let v = &ctx.sim.cfg.version;
+    Ok(json!({
+        "cpu": 0.031,
+        "memory": {"total": n.maxmem, "used": used, "free": n.maxmem.saturating_sub(used), "available": n.maxmem.saturating_sub(used)},
+        "swap": {"total": 8u64 << 30, "used": 0, "free": 8u64 << 30},
+        "loadavg": ["0.12", "0.08", "0.05"],
+        "pveversion": format!("pve-manager/{v}/5f6a0e6b1c2d3e4f"),
+        "kversion": "Linux 6.14.11-4-pve #1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4",
+        "cpuinfo": {"cpus": n.maxcpu, "cores": n.maxcpu, "sockets": 1, "model": "pve-sim virtual CPU", "mhz": "2400.000", "hvm": "1", "flags": "", "user_hz": 100},
+        "rootfs": {"total": 100u64 << 30, "used": 12u64 << 30, "free": 88u64 << 30, "avail": 88u64 << 30},
+        "boot-info": {"mode": "efi", "secureboot": 0},
+        "current-kernel": {"sysname": "Linux", "release": "6.14.11-4-pve", "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4", "machine": "x86_64"},
+        "uptime": now().saturating_sub(n.boot),
+        "idle": 0, "wait": 0.0,
+    })
+    .into())
+}
+
+pub fn resources(ctx: &Ctx) -> ApiResult<Reply> {
+    let sim = ctx.sim;
+    let id = ctx.ident();
+    let want = |t: &str| ctx.str("type").is_none_or(|w| w == t);
+    let st = sim.state();
+    let mut out = Vec::new();
+    if want("vm") {
+        for ct in st
+            .cts
+            .values()
+            .filter(|c| perms::has(&sim.cfg, id, &format!("/vms/{}", c.vmid), "VM.Audit"))
+        {
+            let cpus = st.nodes.get(&ct.node).map_or(1, |n| n.maxcpu);
+            let mut m = ct_status(ct, cpus);
+            let maxcpu = m.remove("cpus").unwrap_or(json!(cpus));
+            m.remove("pid");
+            m.insert("id".into(), json!(format!("lxc/{}", ct.vmid)));
+            m.insert("node".into(), json!(ct.node));
+            m.insert("maxcpu".into(), maxcpu);
+            m.insert("template".into(), json!(u8::from(m.contains_key("template"))));
+            out.push(Value::Object(m));
+        }
+    }
+    if want("node") {
+        for (name, n) in &st.nodes {
+            out.push(node_entry(&st, name, n, &sim.fingerprint));
+        }
+    }
+    if want("storage") {
+        for name in st.nodes.keys() {
+            for s in &sim.cfg.storages {
+                if !perms::has(&sim.cfg, id, &format!("/storage/{}", s.id), "Datastore.Audit") {
+                    continue;
+                }
+                let used = super::storage::used_bytes(&st, name, &s.id);
+                out.push(json!({
+                    "id": format!("storage/{name}/{}", s.id), "type": "storage", "storage": s.id, "node": name,
+                    "status": if st.nodes[name].online { "available" } else { "unknown" },
+                    "plugintype": s.kind, "content": s.content.join(","), "shared": u8::from(s.shared),
+                    "disk": used, "maxdisk": s.total,
+                }));
+            }
+        }
+    }
+    if want("sdn") {
+        for name in st.nodes.keys() {
+            out.push(json!({"id": format!("sdn/{name}/localnetwork"), "type": "sdn", "sdn": "localnetwork", "node": name, "status": "ok"}));
+        }
+    }
+    Ok(Value::Array(out).into())
+}
+
+pub fn nextid(ctx: &Ctx) -> ApiResult<Reply> {
+    let st = ctx.sim.state();
+    if let Some(v) = ctx.str("vmid") {
+        let vmid: u32 = v.parse().unwrap_or_default();
+        if st.cts.contains_key(&vmid) {
+            return Err(ApiError::param("vmid", format!("VM {vmid} already exists")));
+        }
+        return Ok(json!(vmid.to_string()).into());
+    }
+    let free = (100u32..1_000_000).find(|v| !st.cts.contains_key(v));
+    match free {
+        Some(v) => Ok(json!(v.to_string()).into()),
+        None => Err(ApiError::server(
+            "unable to get any free VMID in range [100, 999999]",
+        )),
+    }
+}
