@@ -23,14 +23,18 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations) {
         kube: kube.clone(),
         observations: observations.clone(),
         clients: Default::default(),
+        metrics: None,
     };
     tokio::spawn(node_controller::run(node_ctx, async move {
         let _ = rx.await;
         let _ = tx2.send(());
     }));
-    tokio::spawn(template_controller::run(TemplateCtx { kube }, async move {
-        let _ = rx2.await;
-    }));
+    tokio::spawn(template_controller::run(
+        TemplateCtx { kube, metrics: None },
+        async move {
+            let _ = rx2.await;
+        },
+    ));
     (tx, observations)
 }
 

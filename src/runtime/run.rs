@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use super::http::{HttpState, router};
 use super::leader::{self, LeaderConfig};
 use super::metrics::Metrics;
+use crate::audit::{AuditStore, Retention};
 use crate::controllers::node::observe::Observations;
 use crate::controllers::node::reconcile::{self as node_controller, NodeCtx};
 use crate::controllers::template::reconcile::{self as template_controller, TemplateCtx};
@@ -28,6 +29,16 @@ pub struct RunConfig {
     /// Postgres URL for the audit trail; the embedded SQLite file when unset.
     #[arg(long, env = "LXC_OPERATOR_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// The embedded SQLite audit file, used when no database URL is given.
+    #[arg(
+        long,
+        env = "LXC_OPERATOR_SQLITE_PATH",
+        default_value = "/var/lib/lxc-operator/audit.db"
+    )]
+    pub sqlite_path: PathBuf,
+    /// Days of audit trail to keep (0 keeps everything).
+    #[arg(long, env = "LXC_OPERATOR_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u64,
     /// Where the web server (health, metrics, status page) listens.
     #[arg(long, env = "LXC_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
@@ -82,6 +93,15 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let client = kube_client(&config).await?;
     let coordinator = Coordinator::connect(config.redis_url.as_deref(), Duration::from_secs(30)).await?;
     tracing::info!(backend = coordinator.backend(), "coordination ready");
+    let audit = AuditStore::connect(config.database_url.as_deref(), &config.sqlite_path).await?;
+    tracing::info!(backend = audit.backend(), "audit store ready");
+    let retention = Retention {
+        keep: (config.audit_retention_days > 0)
+            .then(|| Duration::from_secs(config.audit_retention_days * 86_400)),
+        ..Retention::default()
+    };
+    let upkeep_store = audit.clone();
+    let upkeep = tokio::spawn(async move { upkeep_store.maintain(retention).await });
     let metrics = Metrics::new();
     let identity = config.identity.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
@@ -106,16 +126,16 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         }
     });
 
-    let controllers = tokio::spawn(run_controllers_while_leading(client.clone(), leading.clone()));
+    let controllers = tokio::spawn(run_controllers_while_leading(
+        client.clone(),
+        leading.clone(),
+        metrics.clone(),
+    ));
 
     let state = HttpState {
         metrics,
         coordination_backend: coordinator.backend(),
-        audit_backend: if config.database_url.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
-        },
+        audit_backend: audit.backend(),
         leading,
         ready,
     };
@@ -128,6 +148,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
 
     tracing::info!("shutting down");
     controllers.abort();
+    upkeep.abort();
     election.abort();
     if let Err(e) = leader::release(client, &leader_config).await {
         tracing::warn!(error = %e, "could not release the leader lease");
@@ -136,7 +157,11 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
 }
 
 /// Runs the controllers whenever this replica leads, and stops them the moment it does not.
-async fn run_controllers_while_leading(client: kube::Client, mut leading: watch::Receiver<bool>) {
+async fn run_controllers_while_leading(
+    client: kube::Client,
+    mut leading: watch::Receiver<bool>,
+    metrics: std::sync::Arc<Metrics>,
+) {
     let observations = Observations::default();
     loop {
         if leading.wait_for(|l| *l).await.is_err() {
@@ -155,8 +180,12 @@ async fn run_controllers_while_leading(client: kube::Client, mut leading: watch:
             kube: client.clone(),
             observations: observations.clone(),
             clients: Default::default(),
+            metrics: Some(metrics.clone()),
         };
-        let template_ctx = TemplateCtx { kube: client.clone() };
+        let template_ctx = TemplateCtx {
+            kube: client.clone(),
+            metrics: Some(metrics.clone()),
+        };
         tokio::join!(
             node_controller::run(node_ctx, async move {
                 let _ = node_rx.await;

@@ -3,8 +3,11 @@
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::{Api, Client};
 
+use std::sync::Arc;
+
 use crate::crd::node::ProxmoxNodeSpec;
 use crate::proxmox::client::ClientConfig;
+use crate::proxmox::client::Metrics;
 use crate::proxmox::tls::parse_fingerprint;
 use crate::proxmox::{Credentials, ProxmoxClient, Secret, TlsTrust};
 
@@ -81,7 +84,11 @@ pub fn trust_from(spec: &ProxmoxNodeSpec) -> Result<TlsTrust, ConnectError> {
 }
 
 /// Reads the Secret and builds the client.
-pub async fn connect(kube: &Client, spec: &ProxmoxNodeSpec) -> Result<ProxmoxClient, ConnectError> {
+pub async fn connect(
+    kube: &Client,
+    spec: &ProxmoxNodeSpec,
+    metrics: Option<Arc<dyn Metrics>>,
+) -> Result<ProxmoxClient, ConnectError> {
     let r = &spec.credentials_secret_ref;
     let full = format!("{}/{}", r.namespace, r.name);
     let secrets: Api<KubeSecret> = Api::namespaced(kube.clone(), &r.namespace);
@@ -96,6 +103,7 @@ pub async fn connect(kube: &Client, spec: &ProxmoxNodeSpec) -> Result<ProxmoxCli
     let credentials = credentials_from(&secret, &full)?;
     let mut config = ClientConfig::new(spec.endpoint.clone(), credentials, trust_from(spec)?);
     config.max_concurrent_tasks = spec.max_concurrent_tasks.max(1) as usize;
+    config.metrics = metrics;
     ProxmoxClient::new(config).map_err(|e| ConnectError::Tls(e.to_string()))
 }
 

@@ -19,6 +19,7 @@ use super::observe::{NodeObservation, Observations, ObservedContainer};
 use super::probe::{Probe, ProbeError, conditions, probe};
 use crate::crd::node::{NodeCapacity, ProxmoxNode, ProxmoxNodeStatus, StorageCapacity};
 use crate::proxmox::ProxmoxClient;
+use crate::proxmox::client::Metrics;
 use crate::status::conditions::set;
 
 /// The field manager of every status the operator writes.
@@ -31,6 +32,8 @@ pub struct NodeCtx {
     pub observations: Observations,
     /// Proxmox clients by node name, with the key they were built for (generation + Secret version).
     pub clients: Arc<Mutex<HashMap<String, (String, ProxmoxClient)>>>,
+    /// Receives one observation per Proxmox call.
+    pub metrics: Option<Arc<dyn Metrics>>,
 }
 
 /// Errors that end a reconcile early (Proxmox failures are recorded in status instead).
@@ -65,7 +68,7 @@ async fn client_for(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<ProxmoxClient, 
     {
         return Ok(c.clone());
     }
-    let client = connect(&ctx.kube, &node.spec).await?;
+    let client = connect(&ctx.kube, &node.spec, ctx.metrics.clone()).await?;
     ctx.clients
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -16,6 +16,7 @@ use crate::controllers::node::connect::connect;
 use crate::controllers::node::reconcile::FIELD_MANAGER;
 use crate::crd::node::ProxmoxNode;
 use crate::crd::template::{LxcTemplate, LxcTemplateStatus, TemplateNodeStatus};
+use crate::proxmox::client::Metrics;
 use crate::proxmox::tasks::TaskState;
 use crate::proxmox::{ProxmoxClient, Upid};
 use crate::status::conditions::{Desired, is_true, set, types};
@@ -25,6 +26,8 @@ use crate::template::resolve::resolve;
 #[derive(Clone)]
 pub struct TemplateCtx {
     pub kube: Client,
+    /// Receives one observation per Proxmox call.
+    pub metrics: Option<Arc<dyn Metrics>>,
 }
 
 /// Errors that end a reconcile early.
@@ -130,7 +133,7 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
     }) {
         let node_name = node.name_any();
         let previous = status.nodes.iter().find(|n| n.node == node_name);
-        let Ok(client) = connect(&ctx.kube, &node.spec).await else {
+        let Ok(client) = connect(&ctx.kube, &node.spec, ctx.metrics.clone()).await else {
             continue;
         };
         let observed = observe(
