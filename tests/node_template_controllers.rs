@@ -24,13 +24,19 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations) {
         observations: observations.clone(),
         clients: Default::default(),
         metrics: None,
+        recorder: Some(lxc_operator::status::events::recorder(kube.clone(), None)),
+        published: Default::default(),
     };
     tokio::spawn(node_controller::run(node_ctx, async move {
         let _ = rx.await;
         let _ = tx2.send(());
     }));
     tokio::spawn(template_controller::run(
-        TemplateCtx { kube, metrics: None },
+        TemplateCtx {
+            kube,
+            metrics: None,
+            inflight: Default::default(),
+        },
         async move {
             let _ = rx2.await;
         },
@@ -149,6 +155,39 @@ async fn nodes_report_ready_and_every_failure_precisely() {
     )
     .await;
     wait_reason(&missing, "Ready").await;
+
+    // Transitions became Events: a Normal one for Ready, a Warning one per failure reason.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(cp.client().await);
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(missing.as_str()))
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
+            .collect();
+        if seen.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for expected in [
+        ("Warning", "CredentialsNotFound"),
+        ("Warning", "AuthenticationFailed"),
+        ("Normal", "Ready"),
+    ] {
+        let n = seen
+            .iter()
+            .filter(|(t, r)| (t.as_str(), r.as_str()) == expected)
+            .count();
+        assert_eq!(
+            n, 1,
+            "exactly one {expected:?} Event (repeats fold into it): {seen:?}"
+        );
+    }
 
     sim.admin().set_node_online("pve1", false);
     let offline = wait_reason(&good, "NodeOffline").await;

@@ -128,6 +128,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
 
     let controllers = tokio::spawn(run_controllers_while_leading(
         client.clone(),
+        Some(leader_config.identity.clone()),
         leading.clone(),
         metrics.clone(),
     ));
@@ -159,6 +160,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
 /// Runs the controllers whenever this replica leads, and stops them the moment it does not.
 async fn run_controllers_while_leading(
     client: kube::Client,
+    identity: Option<String>,
     mut leading: watch::Receiver<bool>,
     metrics: std::sync::Arc<Metrics>,
 ) {
@@ -181,10 +183,13 @@ async fn run_controllers_while_leading(
             observations: observations.clone(),
             clients: Default::default(),
             metrics: Some(metrics.clone()),
+            recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),
+            published: Default::default(),
         };
         let template_ctx = TemplateCtx {
             kube: client.clone(),
             metrics: Some(metrics.clone()),
+            inflight: Default::default(),
         };
         tokio::join!(
             node_controller::run(node_ctx, async move {

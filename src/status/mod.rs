@@ -1,3 +1,4 @@
 //! Status helpers shared by every controller: typed conditions with kstatus semantics.
 
 pub mod conditions;
+pub mod events;

@@ -94,7 +94,14 @@ fn spawn_server(bin: &Path, dir: &Path, port: u16) -> anyhow::Result<Child> {
         &dir.join("postgres.log"),
         Duration::from_secs(60),
         &mut child,
-        || port_open(port),
+        // An open port is not enough: during start-up the server refuses sessions (57P03).
+        || {
+            port_open(port)
+                && Command::new(bin.join("pg_isready"))
+                    .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+                    .status()
+                    .is_ok_and(|s| s.success())
+        },
     )?;
     Ok(child)
 }

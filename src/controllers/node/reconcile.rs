@@ -12,7 +12,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 
 use super::connect::{ConnectError, connect};
 use super::observe::{NodeObservation, Observations, ObservedContainer};
@@ -34,6 +34,11 @@ pub struct NodeCtx {
     pub clients: Arc<Mutex<HashMap<String, (String, ProxmoxClient)>>>,
     /// Receives one observation per Proxmox call.
     pub metrics: Option<Arc<dyn Metrics>>,
+    /// Publishes Events on condition transitions.
+    pub recorder: Option<kube::runtime::events::Recorder>,
+    /// The last Ready condition published per node uid: the watch cache may replay an object
+    /// whose status predates our last write, and that must not publish the same Event again.
+    pub published: Arc<Mutex<HashMap<String, (String, String)>>>,
 }
 
 /// Errors that end a reconcile early (Proxmox failures are recorded in status instead).
@@ -149,6 +154,7 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
         }
     }
     let status = next_status(&node, &outcome, Timestamp::now());
+    publish_transitions(&ctx, &node, &status).await;
     if node.status.as_ref() != Some(&status) {
         let patch = serde_json::json!({
             "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "ProxmoxNode", "status": status
@@ -167,6 +173,45 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
     }
     let poll = Duration::from_secs(node.spec.poll_interval_seconds.max(5) as u64);
     Ok(Action::requeue(poll))
+}
+
+async fn publish_transitions(ctx: &NodeCtx, node: &ProxmoxNode, status: &ProxmoxNodeStatus) {
+    let Some(recorder) = &ctx.recorder else { return };
+    let before = node
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let Some(after) = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::status::conditions::types::READY)
+    else {
+        return;
+    };
+    let uid = node.metadata.uid.clone().unwrap_or_default();
+    let last = ctx
+        .published
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&uid)
+        .cloned();
+    if last.as_ref() == Some(&(after.status.clone(), after.reason.clone())) {
+        return;
+    }
+    let old = before.iter().find(|c| c.type_ == after.type_);
+    if let Some(event) = crate::status::events::transition_event(old, after, "Probe") {
+        match recorder.publish(&event, &node.object_ref(&())).await {
+            Ok(()) => {
+                let seen = (after.status.clone(), after.reason.clone());
+                ctx.published
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(uid, seen);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not publish Event"),
+        }
+    }
 }
 
 fn error_policy(_node: Arc<ProxmoxNode>, error: &NodeError, _ctx: Arc<NodeCtx>) -> Action {

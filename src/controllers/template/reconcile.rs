@@ -28,6 +28,10 @@ pub struct TemplateCtx {
     pub kube: Client,
     /// Receives one observation per Proxmox call.
     pub metrics: Option<Arc<dyn Metrics>>,
+    /// Downloads started by this process, by (node, volid): the watch cache may hand a
+    /// reconcile an object whose status does not show the task yet, and a second download of
+    /// the same template must never start.
+    pub inflight: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), String>>>,
 }
 
 /// Errors that end a reconcile early.
@@ -136,6 +140,26 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
         let Ok(client) = connect(&ctx.kube, &node.spec, ctx.metrics.clone()).await else {
             continue;
         };
+        let key = (node_name.clone(), template.spec.os_template.volid.clone());
+        let inflight = ctx
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let remembered = previous
+            .cloned()
+            .or(inflight.clone().map(|upid| TemplateNodeStatus {
+                node: node_name.clone(),
+                present: false,
+                download_task: Some(upid),
+                message: None,
+            }));
+        let previous = match (previous, &inflight) {
+            (Some(p), Some(_)) if p.download_task.is_none() => remembered.as_ref(),
+            (Some(p), _) => Some(p),
+            (None, _) => remembered.as_ref(),
+        };
         let observed = observe(
             &client,
             &node.spec.node_name,
@@ -143,6 +167,17 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
             previous,
         )
         .await;
+        {
+            let mut map = ctx.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match &observed {
+                Observed::Downloading { upid } => {
+                    map.insert(key.clone(), upid.clone());
+                }
+                _ => {
+                    map.remove(&key);
+                }
+            }
+        }
         let action = decide(
             &observed,
             template.spec.os_template.source.as_ref(),
@@ -153,6 +188,12 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
             Err(message) => (None, NodeAction::Report { message }),
         };
         downloading |= started.is_some() || matches!(observed, Observed::Downloading { .. });
+        if let Some(upid) = &started {
+            ctx.inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, upid.clone());
+        }
         node_statuses.push(node_status(&node_name, &observed, &action, started));
     }
     node_statuses.sort_by(|a, b| a.node.cmp(&b.node));
