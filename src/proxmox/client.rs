@@ -307,10 +307,16 @@ impl ProxmoxClient {
                 }
             }
         };
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return Err(self.connect_error(operation, &e)),
-        };
+        self.exchange(operation, request).await
+    }
+
+    /// Sends a request and reads the answer through [`unwrap_envelope`]; transport failures
+    /// feed the circuit breaker, any answer closes it.
+    async fn exchange(&self, operation: &str, request: reqwest::RequestBuilder) -> Result<Value, Error> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.connect_error(operation, &e))?;
         self.inner.breaker.record_success();
         let status = response.status();
         let reason = status.canonical_reason().unwrap_or_default().to_string();
@@ -369,23 +375,13 @@ impl ProxmoxClient {
     async fn login(&self, operation: &str, username: &str, password: &Secret) -> Result<Ticket, Error> {
         let url = format!("{}/access/ticket", self.inner.base);
         let form = [("username", username), ("password", password.expose())];
-        let response = self
+        let request = self
             .inner
             .http
             .post(&url)
             .timeout(self.inner.timeouts.read)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| self.connect_error(operation, &e))?;
-        self.inner.breaker.record_success();
-        let status = response.status();
-        let reason = status.canonical_reason().unwrap_or_default().to_string();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| self.connect_error(operation, &e))?;
-        let data = unwrap_envelope(operation, status, &reason, &body)?;
+            .form(&form);
+        let data = self.exchange(operation, request).await?;
         let field = |k: &str| data.get(k).and_then(Value::as_str).map(Secret::new);
         match (field("ticket"), field("CSRFPreventionToken")) {
             (Some(ticket), Some(csrf)) => Ok(Ticket {
