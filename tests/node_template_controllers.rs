@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use lxc_operator::audit::AuditStore;
 use lxc_operator::controllers::node::observe::Observations;
 use lxc_operator::controllers::node::reconcile::{self as node_controller, NodeCtx};
 use lxc_operator::controllers::template::reconcile::{self as template_controller, TemplateCtx};
@@ -13,8 +14,16 @@ use lxc_operator::crd::{LxcTemplate, ProxmoxNode};
 use pve_sim::{Config, PveSim};
 use serde_json::json;
 
+fn audit_file() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("lxc-audit-{}-{n}.db", std::process::id()))
+}
+
 /// Starts both controllers for this test; they stop when the returned sender is dropped.
-async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations) {
+async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, AuditStore) {
+    let audit = AuditStore::connect(None, &audit_file()).await.unwrap();
     let kube = test_world::control_plane().client().await;
     let observations = Observations::default();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -36,12 +45,14 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations) {
             kube,
             metrics: None,
             inflight: Default::default(),
+            audit: audit.clone(),
+            actor: "lxc-operator/test".into(),
         },
         async move {
             let _ = rx2.await;
         },
     ));
-    (tx, observations)
+    (tx, observations, audit)
 }
 
 async fn secret(ns: &str, name: &str, data: serde_json::Value) {
@@ -83,14 +94,21 @@ async fn wait_reason(name: &str, reason: &str) -> ProxmoxNode {
     panic!("{name} never reached reason {reason}; last Ready: {last:?}")
 }
 
+/// One controller pair per test binary, as one leader runs them: two would both act on every
+/// object of the cluster.
 #[tokio::test]
-async fn nodes_report_ready_and_every_failure_precisely() {
+async fn controllers_against_pve_sim() {
+    let (_stop, observations, audit) = controllers().await;
+    nodes_report_ready_and_every_failure_precisely(&observations).await;
+    templates_are_digested_and_downloaded_where_missing(&audit).await;
+}
+
+async fn nodes_report_ready_and_every_failure_precisely(observations: &Observations) {
     let cp = test_world::control_plane();
     let ns = cp.namespace("nodes").await;
     let sim = PveSim::start(Config::default_with_nodes(&["pve1"]))
         .await
         .unwrap();
-    let (_stop, observations) = controllers().await;
     secret(
         &ns,
         "token",
@@ -201,14 +219,12 @@ async fn nodes_report_ready_and_every_failure_precisely() {
     );
 }
 
-#[tokio::test]
-async fn templates_are_digested_and_downloaded_where_missing() {
+async fn templates_are_digested_and_downloaded_where_missing(audit: &AuditStore) {
     let cp = test_world::control_plane();
     let ns = cp.namespace("templates").await;
     let sim = PveSim::start(Config::default_with_nodes(&["pve1"]))
         .await
         .unwrap();
-    let (_stop, _) = controllers().await;
     secret(
         &ns,
         "token",
@@ -280,4 +296,14 @@ async fn templates_are_digested_and_downloaded_where_missing() {
         .filter(|r| r.method == "POST" && r.path == "/nodes/pve1/aplinfo")
         .count();
     assert_eq!(downloads, 1, "only the missing template was downloaded");
+    // The download was written ahead to the audit trail, with its outcome and task.
+    let uid = api.get(&downloaded).await.unwrap().metadata.uid.unwrap();
+    let trail = audit.by_object(&uid, 10).await.unwrap();
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0].intent.operation, "download appliance template");
+    let outcome = trail[0].outcome.as_ref().expect("outcome recorded");
+    assert!(
+        format!("{:?}", outcome.outcome).contains("UPID:pve1:"),
+        "{outcome:?}"
+    );
 }

@@ -131,6 +131,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         Some(leader_config.identity.clone()),
         leading.clone(),
         metrics.clone(),
+        audit.clone(),
     ));
 
     let state = HttpState {
@@ -163,6 +164,7 @@ async fn run_controllers_while_leading(
     identity: Option<String>,
     mut leading: watch::Receiver<bool>,
     metrics: std::sync::Arc<Metrics>,
+    audit: AuditStore,
 ) {
     let observations = Observations::default();
     loop {
@@ -190,6 +192,8 @@ async fn run_controllers_while_leading(
             kube: client.clone(),
             metrics: Some(metrics.clone()),
             inflight: Default::default(),
+            audit: audit.clone(),
+            actor: format!("lxc-operator/{}", identity.clone().unwrap_or_default()),
         };
         tokio::join!(
             node_controller::run(node_ctx, async move {

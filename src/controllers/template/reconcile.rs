@@ -12,6 +12,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use super::plan::{NodeAction, Observed, decide, node_status};
+use crate::audit::{AuditStore, Guarded, Intent};
 use crate::controllers::node::connect::connect;
 use crate::controllers::node::reconcile::FIELD_MANAGER;
 use crate::crd::node::ProxmoxNode;
@@ -32,6 +33,10 @@ pub struct TemplateCtx {
     /// reconcile an object whose status does not show the task yet, and a second download of
     /// the same template must never start.
     pub inflight: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), String>>>,
+    /// Every download is written ahead to the audit trail; no trail, no download.
+    pub audit: AuditStore,
+    /// Who acts, for the audit trail.
+    pub actor: String,
 }
 
 /// Errors that end a reconcile early.
@@ -84,6 +89,7 @@ async fn observe(
 }
 
 async fn act(
+    ctx: &TemplateCtx,
     client: &ProxmoxClient,
     node: &str,
     template: &LxcTemplate,
@@ -91,29 +97,65 @@ async fn act(
 ) -> Result<Option<String>, String> {
     let volid = &template.spec.os_template.volid;
     let (storage, file) = split_volid(volid);
-    let started = match action {
-        NodeAction::DownloadAppliance { template } => {
-            client.download_appliance(node, storage, template).await
-        }
-        NodeAction::DownloadUrl => {
-            let Some(url) = template
-                .spec
-                .os_template
-                .source
-                .as_ref()
-                .and_then(|s| s.url.as_ref())
-            else {
-                return Ok(None);
-            };
-            let algorithm = serde_json::to_value(url.checksum_algorithm).ok();
-            let algorithm = algorithm.as_ref().and_then(|v| v.as_str()).unwrap_or("sha256");
-            client
-                .download_template_url(node, storage, &url.url, file, &url.checksum, algorithm)
-                .await
-        }
+    let url = template
+        .spec
+        .os_template
+        .source
+        .as_ref()
+        .and_then(|s| s.url.as_ref());
+    let (operation, params) = match (action, url) {
+        (NodeAction::DownloadAppliance { template }, _) => (
+            "download appliance template",
+            serde_json::json!({"storage": storage, "template": template}),
+        ),
+        (NodeAction::DownloadUrl, Some(url)) => (
+            "download template from URL",
+            serde_json::json!({"storage": storage, "url": url.url, "filename": file, "checksum": url.checksum}),
+        ),
         _ => return Ok(None),
     };
-    started.map(|u| Some(u.to_string())).map_err(|e| e.to_string())
+    let intent = Intent {
+        actor: ctx.actor.clone(),
+        object_kind: "LxcTemplate".into(),
+        object_namespace: None,
+        object_name: template.name_any(),
+        object_uid: template.metadata.uid.clone().unwrap_or_default(),
+        generation: template.metadata.generation.unwrap_or_default(),
+        phase: "download".into(),
+        operation: operation.into(),
+        node: Some(node.to_string()),
+        vmid: None,
+        params,
+    };
+    let started = ctx
+        .audit
+        .guarded(&intent, || async {
+            match (action, url) {
+                (NodeAction::DownloadAppliance { template }, _) => {
+                    client.download_appliance(node, storage, template).await
+                }
+                (_, Some(url)) => {
+                    let algorithm = serde_json::to_value(url.checksum_algorithm).ok();
+                    let algorithm = algorithm
+                        .as_ref()
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("sha256")
+                        .to_string();
+                    client
+                        .download_template_url(node, storage, &url.url, file, &url.checksum, &algorithm)
+                        .await
+                }
+                _ => unreachable!("only download actions reach the call"),
+            }
+        })
+        .await;
+    match started {
+        Ok(upid) => Ok(Some(upid.to_string())),
+        Err(Guarded::AuditUnavailable(e)) => {
+            Err(format!("audit store unavailable, download not started: {e}"))
+        }
+        Err(Guarded::Call(e)) => Err(e.to_string()),
+    }
 }
 
 /// One reconcile of an `LxcTemplate`.
@@ -183,7 +225,7 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
             template.spec.os_template.source.as_ref(),
             previous.is_none_or(|p| p.download_task.is_none()),
         );
-        let (started, action) = match act(&client, &node.spec.node_name, &template, &action).await {
+        let (started, action) = match act(&ctx, &client, &node.spec.node_name, &template, &action).await {
             Ok(started) => (started, action),
             Err(message) => (None, NodeAction::Report { message }),
         };
