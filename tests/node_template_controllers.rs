@@ -207,6 +207,20 @@ async fn nodes_report_ready_and_every_failure_precisely(observations: &Observati
         );
     }
 
+    // The credentials never reach status or Events.
+    let node_objects = serde_json::to_string(
+        &Api::<ProxmoxNode>::all(cp.client().await)
+            .list(&Default::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let event_objects = serde_json::to_string(&events.list(&Default::default()).await.unwrap()).unwrap();
+    for text in [&node_objects, &event_objects] {
+        assert!(!text.contains(sim.token_secret()), "the token secret leaked");
+        assert!(!text.contains(sim.password()), "the password leaked");
+    }
+
     sim.admin().set_node_online("pve1", false);
     let offline = wait_reason(&good, "NodeOffline").await;
     assert!(

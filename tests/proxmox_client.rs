@@ -515,3 +515,46 @@ async fn every_property_string_shape_is_accepted_and_reads_back() {
     );
     assert_no_400(&sim);
 }
+
+#[tokio::test]
+async fn task_starting_calls_are_capped_per_node() {
+    let sim = sim().await;
+    let admin = sim.admin();
+    let elapsed_with = |cap: usize| {
+        let sim = &sim;
+        async move {
+            let creds = Credentials::Token {
+                id: sim.token_id().into(),
+                secret: Secret::new(sim.token_secret()),
+            };
+            let mut config = fast(ClientConfig::new(sim.url(), creds, pinned(sim)));
+            config.max_concurrent_tasks = cap;
+            let client = ProxmoxClient::new(config).unwrap();
+            let base = 300 + 10 * cap as u32;
+            let started = std::time::Instant::now();
+            let creates = (0..3).map(|i| {
+                let client = client.clone();
+                async move { client.create_container("pve1", &create(base + i)).await.unwrap() }
+            });
+            futures::future::join_all(creates).await;
+            started.elapsed()
+        }
+    };
+    admin.add_latency(pve_sim::LatencyRule {
+        on: Match {
+            path_prefix: "/nodes/pve1/lxc".into(),
+            method: Some("POST".into()),
+        },
+        ms: 300,
+    });
+    let serial = elapsed_with(1).await;
+    let parallel = elapsed_with(3).await;
+    assert!(
+        serial >= Duration::from_millis(900),
+        "cap 1: one create at a time ({serial:?})"
+    );
+    assert!(
+        parallel < Duration::from_millis(800),
+        "cap 3: all three at once ({parallel:?})"
+    );
+}
