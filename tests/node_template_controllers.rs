@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use lxc_operator::audit::AuditStore;
 use lxc_operator::controllers::node::observe::Observations;
-use lxc_operator::controllers::node::reconcile::{self as node_controller, NodeCtx};
+use lxc_operator::controllers::node::reconcile::{self as node_controller, ContainerWake, NodeCtx};
 use lxc_operator::controllers::template::reconcile::{self as template_controller, TemplateCtx};
 use lxc_operator::crd::{LxcTemplate, ProxmoxNode};
 use pve_sim::{Config, PveSim};
@@ -22,10 +22,24 @@ fn audit_file() -> std::path::PathBuf {
 }
 
 /// Starts both controllers for this test; they stop when the returned sender is dropped.
-async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, AuditStore) {
+type Woken = tokio::sync::mpsc::UnboundedReceiver<
+    kube::runtime::reflector::ObjectRef<lxc_operator::crd::LxcContainer>,
+>;
+
+async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, AuditStore, Woken) {
     let audit = AuditStore::connect(None, &audit_file()).await.unwrap();
     let kube = test_world::control_plane().client().await;
     let observations = Observations::default();
+    let (reader, writer) = kube::runtime::reflector::store();
+    let containers = kube::runtime::reflector(
+        writer,
+        kube::runtime::watcher(
+            Api::<lxc_operator::crd::LxcContainer>::all(kube.clone()),
+            Default::default(),
+        ),
+    );
+    tokio::spawn(futures::StreamExt::for_each(containers, |_| async {}));
+    let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
     let node_ctx = NodeCtx {
@@ -35,6 +49,10 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
         metrics: None,
         recorder: Some(lxc_operator::status::events::recorder(kube.clone(), None)),
         published: Default::default(),
+        wake: Some(ContainerWake {
+            containers: reader,
+            sender: wake_tx,
+        }),
     };
     tokio::spawn(node_controller::run(node_ctx, async move {
         let _ = rx.await;
@@ -52,7 +70,7 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
             let _ = rx2.await;
         },
     ));
-    (tx, observations, audit)
+    (tx, observations, audit, wake_rx)
 }
 
 async fn secret(ns: &str, name: &str, data: serde_json::Value) {
@@ -98,12 +116,12 @@ async fn wait_reason(name: &str, reason: &str) -> ProxmoxNode {
 /// object of the cluster.
 #[tokio::test]
 async fn controllers_against_pve_sim() {
-    let (_stop, observations, audit) = controllers().await;
-    nodes_report_ready_and_every_failure_precisely(&observations).await;
+    let (_stop, observations, audit, mut woken) = controllers().await;
+    nodes_report_ready_and_every_failure_precisely(&observations, &mut woken).await;
     templates_are_digested_and_downloaded_where_missing(&audit).await;
 }
 
-async fn nodes_report_ready_and_every_failure_precisely(observations: &Observations) {
+async fn nodes_report_ready_and_every_failure_precisely(observations: &Observations, woken: &mut Woken) {
     let cp = test_world::control_plane();
     let ns = cp.namespace("nodes").await;
     let sim = PveSim::start(Config::default_with_nodes(&["pve1"]))
@@ -137,6 +155,63 @@ async fn nodes_report_ready_and_every_failure_precisely(observations: &Observati
     assert!(
         observations.get(&good).is_some(),
         "the poll's observation is shared"
+    );
+
+    // A poll that sees a container's Proxmox state change wakes exactly that LxcContainer.
+    let cts: Api<lxc_operator::crd::LxcContainer> = Api::namespaced(cp.client().await, &ns);
+    for (ct_name, vmid) in [("watched", 4242), ("untouched", 4243)] {
+        let ct: lxc_operator::crd::LxcContainer = serde_json::from_value(json!({
+            "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcContainer", "metadata": {"name": ct_name},
+            "spec": {"nodeRef": good, "templateRef": "t"}
+        }))
+        .unwrap();
+        cts.create(&PostParams::default(), &ct).await.unwrap();
+        let status = json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcContainer",
+                            "status": {"node": good, "vmid": vmid}});
+        cts.patch_status(
+            ct_name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&status),
+        )
+        .await
+        .unwrap();
+    }
+    while woken.try_recv().is_ok() {}
+    let creds = lxc_operator::proxmox::Credentials::Token {
+        id: sim.token_id().into(),
+        secret: lxc_operator::proxmox::Secret::new(sim.token_secret()),
+    };
+    let pin = lxc_operator::proxmox::tls::parse_fingerprint(sim.fingerprint_sha256()).unwrap();
+    let pve = lxc_operator::proxmox::ProxmoxClient::new(lxc_operator::proxmox::ClientConfig::new(
+        sim.url(),
+        creds,
+        lxc_operator::proxmox::TlsTrust::PinnedSha256(pin),
+    ))
+    .unwrap();
+    let create = lxc_operator::proxmox::api::CreateLxc {
+        vmid: 4242,
+        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+        unprivileged: true,
+        rootfs: Some(lxc_operator::proxmox::property::Volume {
+            volume: "local-lvm:4".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let upid = pve.create_container("pve1", &create).await.unwrap();
+    pve.wait_task(&upid, Duration::from_secs(10)).await.unwrap();
+    let target = tokio::time::timeout(Duration::from_secs(12), woken.recv())
+        .await
+        .expect("woken within a poll")
+        .unwrap();
+    assert_eq!(
+        (target.name.as_str(), target.namespace.as_deref()),
+        ("watched", Some(ns.as_str()))
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        woken.try_recv().is_err(),
+        "steady state wakes nothing, and the untouched container never"
     );
 
     let wrong_pin = (0..32).map(|_| "AB").collect::<Vec<_>>().join(":");

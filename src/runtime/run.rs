@@ -187,6 +187,8 @@ async fn run_controllers_while_leading(
             metrics: Some(metrics.clone()),
             recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),
             published: Default::default(),
+            // Nothing consumes container wake-ups until the LxcContainer controller exists.
+            wake: None,
         };
         let template_ctx = TemplateCtx {
             kube: client.clone(),

@@ -169,3 +169,53 @@ mod tests {
         assert!(ObservedContainer::from_resource(&r("qemu")).is_none());
     }
 }
+
+/// The `LxcContainer`s placed on `node` whose VMID is among `changed`: exactly the ones a poll
+/// must wake (steady state wakes none).
+pub fn containers_to_wake<'a>(
+    containers: impl IntoIterator<Item = &'a crate::crd::LxcContainer>,
+    node: &str,
+    changed: &BTreeSet<u32>,
+) -> Vec<kube::runtime::reflector::ObjectRef<crate::crd::LxcContainer>> {
+    containers
+        .into_iter()
+        .filter(|c| {
+            c.status.as_ref().is_some_and(|s| {
+                s.node.as_deref() == Some(node)
+                    && s.vmid
+                        .and_then(|v| u32::try_from(v).ok())
+                        .is_some_and(|v| changed.contains(&v))
+            })
+        })
+        .map(kube::runtime::reflector::ObjectRef::from_obj)
+        .collect()
+}
+
+#[cfg(test)]
+mod wake_tests {
+    use super::*;
+    use crate::crd::{LxcContainer, LxcContainerStatus};
+
+    fn ct(name: &str, node: &str, vmid: i64) -> LxcContainer {
+        let mut c: LxcContainer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcContainer",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"nodeRef": node, "templateRef": "t"}
+        }))
+        .unwrap();
+        c.status = Some(LxcContainerStatus {
+            node: Some(node.into()),
+            vmid: Some(vmid),
+            ..Default::default()
+        });
+        c
+    }
+
+    #[test]
+    fn only_the_changed_containers_of_that_node_wake() {
+        let all = [ct("a", "pve1", 100), ct("b", "pve1", 101), ct("c", "pve2", 100)];
+        let woken = containers_to_wake(&all, "pve1", &[100].into());
+        assert_eq!(woken.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert!(containers_to_wake(&all, "pve1", &BTreeSet::new()).is_empty());
+    }
+}

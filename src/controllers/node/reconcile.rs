@@ -39,6 +39,16 @@ pub struct NodeCtx {
     /// The last Ready condition published per node uid: the watch cache may replay an object
     /// whose status predates our last write, and that must not publish the same Event again.
     pub published: Arc<Mutex<HashMap<String, (String, String)>>>,
+    /// The `LxcContainer`s known to the operator and where to send the ones a poll must wake
+    /// (the container controller reconciles what arrives there).
+    pub wake: Option<ContainerWake>,
+}
+
+/// Wakes `LxcContainer` reconciles after a poll saw their Proxmox state change.
+#[derive(Clone)]
+pub struct ContainerWake {
+    pub containers: kube::runtime::reflector::Store<crate::crd::LxcContainer>,
+    pub sender: tokio::sync::mpsc::UnboundedSender<ObjectRef<crate::crd::LxcContainer>>,
 }
 
 /// Errors that end a reconcile early (Proxmox failures are recorded in status instead).
@@ -151,6 +161,14 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
         let changed = ctx.observations.update(&name, observation);
         if !changed.is_empty() {
             tracing::debug!(node = %name, ?changed, "observed container changes");
+            if let Some(wake) = &ctx.wake {
+                let state = wake.containers.state();
+                for target in
+                    super::observe::containers_to_wake(state.iter().map(|c| c.as_ref()), &name, &changed)
+                {
+                    let _ = wake.sender.send(target);
+                }
+            }
         }
     }
     let status = next_status(&node, &outcome, Timestamp::now());
