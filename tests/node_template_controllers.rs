@@ -60,11 +60,12 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
     }));
     tokio::spawn(template_controller::run(
         TemplateCtx {
-            kube,
+            kube: kube.clone(),
             metrics: None,
             inflight: Default::default(),
             audit: audit.clone(),
             actor: "lxc-operator/test".into(),
+            recorder: Some(lxc_operator::status::events::recorder(kube.clone(), None)),
         },
         async move {
             let _ = rx2.await;
@@ -385,6 +386,29 @@ async fn templates_are_digested_and_downloaded_where_missing(audit: &AuditStore)
         .filter(|r| r.method == "POST" && r.path == "/nodes/pve1/aplinfo")
         .count();
     assert_eq!(downloads, 1, "only the missing template was downloaded");
+    // The template's way to Ready is told by Events: missing first, then Ready.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(cp.client().await);
+    let mut reasons = Vec::new();
+    for _ in 0..50 {
+        reasons = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(downloaded.as_str()))
+            .map(|e| e.reason.unwrap_or_default())
+            .collect::<Vec<_>>();
+        if reasons.iter().any(|r| r == "Ready") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reasons.iter().any(|r| r == "TemplateMissing") && reasons.iter().any(|r| r == "Ready"),
+        "{reasons:?}"
+    );
+
     // The download was written ahead to the audit trail, with its outcome and task.
     let uid = api.get(&downloaded).await.unwrap().metadata.uid.unwrap();
     let trail = audit.by_object(&uid, 10).await.unwrap();

@@ -196,6 +196,7 @@ async fn run_controllers_while_leading(
             inflight: Default::default(),
             audit: audit.clone(),
             actor: format!("lxc-operator/{}", identity.clone().unwrap_or_default()),
+            recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),
         };
         tokio::join!(
             node_controller::run(node_ctx, async move {

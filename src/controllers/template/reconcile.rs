@@ -37,6 +37,26 @@ pub struct TemplateCtx {
     pub audit: AuditStore,
     /// Who acts, for the audit trail.
     pub actor: String,
+    /// Publishes Events on Ready transitions.
+    pub recorder: Option<kube::runtime::events::Recorder>,
+}
+
+async fn publish_transition(ctx: &TemplateCtx, template: &LxcTemplate, status: &LxcTemplateStatus) {
+    let Some(recorder) = &ctx.recorder else { return };
+    let Some(after) = status.conditions.iter().find(|c| c.type_ == types::READY) else {
+        return;
+    };
+    let before = template
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == types::READY));
+    if let Some(event) = crate::status::events::transition_event(before, after, "Reconcile")
+        && let Err(e) = recorder
+            .publish(&event, &kube::Resource::object_ref(template, &()))
+            .await
+    {
+        tracing::warn!(error = %e, "could not publish Event");
+    }
 }
 
 /// Errors that end a reconcile early.
@@ -87,6 +107,9 @@ async fn observe(
         },
     }
 }
+
+/// How a node line of the status starts when the audit trail refused the download's intent.
+const AUDIT_UNAVAILABLE_PREFIX: &str = "audit store unavailable";
 
 async fn act(
     ctx: &TemplateCtx,
@@ -152,7 +175,7 @@ async fn act(
     match started {
         Ok(upid) => Ok(Some(upid.to_string())),
         Err(Guarded::AuditUnavailable(e)) => {
-            Err(format!("audit store unavailable, download not started: {e}"))
+            Err(format!("{AUDIT_UNAVAILABLE_PREFIX}, download not started: {e}"))
         }
         Err(Guarded::Call(e)) => Err(e.to_string()),
     }
@@ -227,10 +250,14 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
         );
         let (started, action) = match act(&ctx, &client, &node.spec.node_name, &template, &action).await {
             Ok(started) => (started, action),
-            Err(message) => (None, NodeAction::Report { message }),
+            Err(message) => {
+                tracing::warn!(template = %name, node = %node_name, %message, "download not started");
+                (None, NodeAction::Report { message })
+            }
         };
         downloading |= started.is_some() || matches!(observed, Observed::Downloading { .. });
         if let Some(upid) = &started {
+            tracing::info!(template = %name, node = %node_name, task = %upid, "OS template download started");
             ctx.inflight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -255,10 +282,19 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
                 .map(|n| n.node.as_str())
                 .collect();
             let message = format!("OS template not yet on: {}", missing.join(", "));
+            let audit_down = node_statuses.iter().any(|n| {
+                n.message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with(AUDIT_UNAVAILABLE_PREFIX))
+            });
             Desired {
                 type_: types::READY,
                 status: false,
-                reason: "TemplateMissing",
+                reason: if audit_down {
+                    crate::audit::AUDIT_UNAVAILABLE_REASON
+                } else {
+                    "TemplateMissing"
+                },
                 message,
             }
         }
@@ -270,6 +306,7 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
         },
     };
     set(&mut status.conditions, ready, generation, now);
+    publish_transition(&ctx, &template, &status).await;
     if let Ok(d) = digest {
         status.digest = Some(d);
     }
