@@ -63,6 +63,7 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
             kube: kube.clone(),
             metrics: None,
             inflight: Default::default(),
+            clients: Default::default(),
             audit: audit.clone(),
             actor: "lxc-operator/test".into(),
             recorder: Some(lxc_operator::status::events::recorder(kube.clone(), None)),

@@ -167,6 +167,7 @@ async fn run_controllers_while_leading(
     audit: AuditStore,
 ) {
     let observations = Observations::default();
+    let clients = crate::controllers::node::connect::ClientCache::default();
     loop {
         if leading.wait_for(|l| *l).await.is_err() {
             return;
@@ -183,7 +184,7 @@ async fn run_controllers_while_leading(
         let node_ctx = NodeCtx {
             kube: client.clone(),
             observations: observations.clone(),
-            clients: Default::default(),
+            clients: clients.clone(),
             metrics: Some(metrics.clone()),
             recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),
             published: Default::default(),
@@ -194,6 +195,7 @@ async fn run_controllers_while_leading(
             kube: client.clone(),
             metrics: Some(metrics.clone()),
             inflight: Default::default(),
+            clients: clients.clone(),
             audit: audit.clone(),
             actor: format!("lxc-operator/{}", identity.clone().unwrap_or_default()),
             recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),

@@ -142,3 +142,47 @@ mod tests {
         );
     }
 }
+
+/// The Proxmox clients of the nodes, shared by every controller: rebuilt only when the node's
+/// spec (generation) or its credentials Secret (resourceVersion) changed, so tickets and TLS
+/// setup are reused across polls.
+#[derive(Clone, Default)]
+pub struct ClientCache(Arc<std::sync::Mutex<std::collections::HashMap<String, (String, ProxmoxClient)>>>);
+
+impl ClientCache {
+    /// The client of `node`, built on first use or after a change.
+    pub async fn get(
+        &self,
+        kube: &Client,
+        node: &crate::crd::ProxmoxNode,
+        metrics: Option<Arc<dyn Metrics>>,
+    ) -> Result<ProxmoxClient, ConnectError> {
+        use kube::ResourceExt;
+        let r = &node.spec.credentials_secret_ref;
+        let secret_version = Api::<KubeSecret>::namespaced(kube.clone(), &r.namespace)
+            .get_metadata_opt(&r.name)
+            .await
+            .map_err(|source| ConnectError::Kube {
+                secret: format!("{}/{}", r.namespace, r.name),
+                source,
+            })?
+            .and_then(|m| m.metadata.resource_version)
+            .unwrap_or_default();
+        let key = format!(
+            "{}/{secret_version}",
+            node.metadata.generation.unwrap_or_default()
+        );
+        let name = node.name_any();
+        if let Some((k, c)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&name)
+            && *k == key
+        {
+            return Ok(c.clone());
+        }
+        let client = connect(kube, &node.spec, metrics).await?;
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, (key, client.clone()));
+        Ok(client)
+    }
+}

@@ -14,11 +14,10 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
-use super::connect::{ConnectError, connect};
+use super::connect::ClientCache;
 use super::observe::{NodeObservation, Observations, ObservedContainer};
 use super::probe::{Probe, ProbeError, conditions, probe};
 use crate::crd::node::{NodeCapacity, ProxmoxNode, ProxmoxNodeStatus, StorageCapacity};
-use crate::proxmox::ProxmoxClient;
 use crate::proxmox::client::Metrics;
 use crate::status::conditions::set;
 
@@ -30,8 +29,8 @@ pub const FIELD_MANAGER: &str = "lxc-operator";
 pub struct NodeCtx {
     pub kube: Client,
     pub observations: Observations,
-    /// Proxmox clients by node name, with the key they were built for (generation + Secret version).
-    pub clients: Arc<Mutex<HashMap<String, (String, ProxmoxClient)>>>,
+    /// The nodes' Proxmox clients (shared with the other controllers).
+    pub clients: ClientCache,
     /// Receives one observation per Proxmox call.
     pub metrics: Option<Arc<dyn Metrics>>,
     /// Publishes Events on condition transitions.
@@ -60,35 +59,6 @@ pub enum NodeError {
         #[source]
         source: kube::Error,
     },
-}
-
-async fn client_for(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<ProxmoxClient, ConnectError> {
-    let r = &node.spec.credentials_secret_ref;
-    let secret_version = Api::<Secret>::namespaced(ctx.kube.clone(), &r.namespace)
-        .get_metadata_opt(&r.name)
-        .await
-        .map_err(|source| ConnectError::Kube {
-            secret: format!("{}/{}", r.namespace, r.name),
-            source,
-        })?
-        .and_then(|m| m.metadata.resource_version)
-        .unwrap_or_default();
-    let key = format!(
-        "{}/{secret_version}",
-        node.metadata.generation.unwrap_or_default()
-    );
-    let name = node.name_any();
-    if let Some((k, c)) = ctx.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&name)
-        && *k == key
-    {
-        return Ok(c.clone());
-    }
-    let client = connect(&ctx.kube, &node.spec, ctx.metrics.clone()).await?;
-    ctx.clients
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(name, (key, client.clone()));
-    Ok(client)
 }
 
 /// The status a probe outcome gives, starting from the current one (conditions keep their
@@ -138,10 +108,11 @@ pub fn next_status(
 /// One reconcile of a `ProxmoxNode`.
 pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Action, NodeError> {
     let name = node.name_any();
-    let outcome: Result<Probe, ProbeError> = match client_for(&ctx, &node).await {
-        Ok(client) => probe(&client, &node.spec.node_name).await,
-        Err(e) => Err(e.into()),
-    };
+    let outcome: Result<Probe, ProbeError> =
+        match ctx.clients.get(&ctx.kube, &node, ctx.metrics.clone()).await {
+            Ok(client) => probe(&client, &node.spec.node_name).await,
+            Err(e) => Err(e.into()),
+        };
     if let Ok(p) = &outcome {
         let containers = p
             .containers_on(&node.spec.node_name)

@@ -13,7 +13,6 @@ use kube::{Client, ResourceExt};
 
 use super::plan::{NodeAction, Observed, decide, node_status};
 use crate::audit::{AuditStore, Guarded, Intent};
-use crate::controllers::node::connect::connect;
 use crate::controllers::node::reconcile::FIELD_MANAGER;
 use crate::crd::node::ProxmoxNode;
 use crate::crd::template::{LxcTemplate, LxcTemplateStatus, TemplateNodeStatus};
@@ -29,6 +28,8 @@ pub struct TemplateCtx {
     pub kube: Client,
     /// Receives one observation per Proxmox call.
     pub metrics: Option<Arc<dyn Metrics>>,
+    /// The nodes' Proxmox clients (shared with the node controller).
+    pub clients: crate::controllers::node::connect::ClientCache,
     /// Downloads started by this process, by (node, volid): the watch cache may hand a
     /// reconcile an object whose status does not show the task yet, and a second download of
     /// the same template must never start.
@@ -202,7 +203,7 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
     }) {
         let node_name = node.name_any();
         let previous = status.nodes.iter().find(|n| n.node == node_name);
-        let Ok(client) = connect(&ctx.kube, &node.spec, ctx.metrics.clone()).await else {
+        let Ok(client) = ctx.clients.get(&ctx.kube, node, ctx.metrics.clone()).await else {
             continue;
         };
         let key = (node_name.clone(), template.spec.os_template.volid.clone());
