@@ -114,6 +114,21 @@ async fn wait_reason(name: &str, reason: &str) -> ProxmoxNode {
     panic!("{name} never reached reason {reason}; last Ready: {last:?}")
 }
 
+/// A namespace, a simulator with node `pve1`, and a Secret `token` with its API token.
+async fn world(prefix: &str) -> (String, PveSim) {
+    let ns = test_world::control_plane().namespace(prefix).await;
+    let sim = PveSim::start(Config::default_with_nodes(&["pve1"]))
+        .await
+        .unwrap();
+    secret(
+        &ns,
+        "token",
+        json!({"tokenId": sim.token_id(), "tokenSecret": sim.token_secret()}),
+    )
+    .await;
+    (ns, sim)
+}
+
 /// One controller pair per test binary, as one leader runs them: two would both act on every
 /// object of the cluster.
 #[tokio::test]
@@ -125,16 +140,7 @@ async fn controllers_against_pve_sim() {
 
 async fn nodes_report_ready_and_every_failure_precisely(observations: &Observations, woken: &mut Woken) {
     let cp = test_world::control_plane();
-    let ns = cp.namespace("nodes").await;
-    let sim = PveSim::start(Config::default_with_nodes(&["pve1"]))
-        .await
-        .unwrap();
-    secret(
-        &ns,
-        "token",
-        json!({"tokenId": sim.token_id(), "tokenSecret": sim.token_secret()}),
-    )
-    .await;
+    let (ns, sim) = world("nodes").await;
 
     let good = format!("{ns}-good");
     node(&good, &sim, &ns, "token", sim.fingerprint_sha256()).await;
@@ -312,16 +318,7 @@ async fn nodes_report_ready_and_every_failure_precisely(observations: &Observati
 
 async fn templates_are_digested_and_downloaded_where_missing(audit: &AuditStore) {
     let cp = test_world::control_plane();
-    let ns = cp.namespace("templates").await;
-    let sim = PveSim::start(Config::default_with_nodes(&["pve1"]))
-        .await
-        .unwrap();
-    secret(
-        &ns,
-        "token",
-        json!({"tokenId": sim.token_id(), "tokenSecret": sim.token_secret()}),
-    )
-    .await;
+    let (ns, sim) = world("templates").await;
     let node_name = format!("{ns}-node");
     node(&node_name, &sim, &ns, "token", sim.fingerprint_sha256()).await;
     wait_reason(&node_name, "Ready").await;
