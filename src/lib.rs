@@ -9,6 +9,7 @@ pub mod audit;
 pub mod controllers;
 pub mod coordination;
 pub mod crd;
+pub mod pipeline;
 pub mod proxmox;
 pub mod runtime;
 pub mod status;

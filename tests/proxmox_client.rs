@@ -558,3 +558,71 @@ async fn task_starting_calls_are_capped_per_node() {
         "cap 3: all three at once ({parallel:?})"
     );
 }
+
+/// The objects of one kind in a multi-document YAML file of `examples/`.
+fn example_specs<T: serde::de::DeserializeOwned>(file: &str, kind: &str) -> Vec<(String, T)> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(file),
+    )
+    .unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| <serde_json::Value as serde::Deserialize>::deserialize(doc).unwrap())
+        .filter(|v| v["kind"] == kind)
+        .map(|v| {
+            (
+                v["metadata"]["name"].as_str().unwrap().to_string(),
+                serde_json::from_value(v["spec"].clone()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_example_container_maps_to_parameters_proxmox_accepts() {
+    use lxc_operator::crd::{LxcContainerSpec, LxcTemplateSpec, ProxmoxNodeSpec};
+    use lxc_operator::pipeline::desired::{Subject, create_params};
+    let sim = sim().await;
+    let client = ProxmoxClient::new(ticket_config(&sim)).unwrap();
+    let (_, node): (String, ProxmoxNodeSpec) = example_specs("10-proxmoxnode.yaml", "ProxmoxNode").remove(0);
+    let (_, template): (String, LxcTemplateSpec) =
+        example_specs("20-lxctemplate-debian-web.yaml", "LxcTemplate").remove(0);
+    let mut vmid = 600;
+    for file in [
+        "30-lxccontainer-web.yaml",
+        "31-lxccontainer-static.yaml",
+        "32-lxccontainer-stopped.yaml",
+    ] {
+        for (name, spec) in example_specs::<LxcContainerSpec>(file, "LxcContainer") {
+            let subject = Subject {
+                name: &name,
+                uid: "uid-1",
+                spec: &spec,
+                template: &template,
+                node: &node,
+            };
+            let params = create_params(&subject, vmid);
+            let upid = client
+                .create_container("pve1", &params)
+                .await
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            client.wait_task(&upid, Duration::from_secs(10)).await.unwrap();
+            let config = client.container_config("pve1", vmid).await.unwrap();
+            assert_eq!(config.get("hostname"), params.hostname.as_deref(), "{file}");
+            let owner = lxc_operator::pipeline::ownership::owner(
+                config.get("tags"),
+                config.get("description"),
+                "uid-1",
+            );
+            assert_eq!(
+                owner,
+                lxc_operator::pipeline::ownership::Owner::This,
+                "{file}: the marker survives Proxmox"
+            );
+            vmid += 1;
+        }
+    }
+    assert_eq!(vmid, 603, "all three example containers were created");
+    assert_no_400(&sim);
+}

@@ -1,0 +1,274 @@
+//! What Proxmox config a container's spec asks for: the spec first, then the template's
+//! defaults, then the node's defaults, then Proxmox's. Pure, so every mapping is unit-tested.
+
+use crate::crd::container::{AddressMode, Ipv6Mode, LxcContainerSpec, NetworkInterface};
+use crate::crd::node::ProxmoxNodeSpec;
+use crate::crd::template::LxcTemplateSpec;
+use crate::proxmox::api::CreateLxc;
+use crate::proxmox::property::{Features, Net, Startup, Volume};
+
+use super::ownership::{description_with_owner, tags_with_owner};
+
+/// The root filesystem size when neither the container nor its template names one (Proxmox's).
+pub const DEFAULT_ROOTFS_GIB: i64 = 4;
+
+/// The object a container is built for.
+pub struct Subject<'a> {
+    pub name: &'a str,
+    pub uid: &'a str,
+    pub spec: &'a LxcContainerSpec,
+    pub template: &'a LxcTemplateSpec,
+    pub node: &'a ProxmoxNodeSpec,
+}
+
+fn net(nic: &NetworkInterface, default_bridge: &str) -> Net {
+    let (ip, gw) = match &nic.ipv4 {
+        None => (Some("dhcp".to_string()), None),
+        Some(v4) => match v4.mode {
+            AddressMode::Dhcp => (Some("dhcp".into()), None),
+            AddressMode::Manual => (Some("manual".into()), None),
+            AddressMode::Static => (v4.address.clone(), v4.gateway.clone()),
+        },
+    };
+    let (ip6, gw6) = match &nic.ipv6 {
+        None => (None, None),
+        Some(v6) => match v6.mode {
+            Ipv6Mode::Dhcp => (Some("dhcp".into()), None),
+            Ipv6Mode::Auto => (Some("auto".into()), None),
+            Ipv6Mode::Manual => (Some("manual".into()), None),
+            Ipv6Mode::Static => (v6.address.clone(), v6.gateway.clone()),
+        },
+    };
+    Net {
+        name: nic.name.clone(),
+        bridge: Some(nic.bridge.clone().unwrap_or_else(|| default_bridge.to_string())),
+        firewall: nic.firewall,
+        gw,
+        gw6,
+        hwaddr: nic.hwaddr.clone(),
+        ip,
+        ip6,
+        link_down: None,
+        mtu: nic.mtu.map(|m| m as u32),
+        rate: nic.rate_mbps,
+        tag: nic.vlan.map(|v| v as u16),
+        trunks: None,
+        kind: Some("veth".into()),
+    }
+}
+
+fn features(f: &crate::crd::container::Features) -> Features {
+    Features {
+        force_rw_sys: None,
+        fuse: f.fuse,
+        keyctl: f.keyctl,
+        mknod: f.mknod,
+        mount: f.mount.clone(),
+        nesting: f.nesting,
+    }
+}
+
+/// The `POST /nodes/{node}/lxc` parameters for `subject` on `vmid` (secrets are added by the
+/// caller, which reads them from their Secrets).
+pub fn create_params(subject: &Subject<'_>, vmid: u32) -> CreateLxc {
+    let Subject {
+        name,
+        uid,
+        spec,
+        template,
+        node,
+    } = subject;
+    let defaults = &template.defaults;
+    let storage = |s: &Option<String>| s.clone().unwrap_or_else(|| node.defaults.storage.clone());
+    let rootfs_gib = spec
+        .rootfs
+        .as_ref()
+        .and_then(|r| r.size_gib)
+        .or(defaults.rootfs_size_gib)
+        .unwrap_or(DEFAULT_ROOTFS_GIB);
+    let rootfs_storage = storage(&spec.rootfs.as_ref().and_then(|r| r.storage.clone()));
+    let mount_points = spec
+        .mount_points
+        .iter()
+        .map(|m| Volume {
+            volume: format!("{}:{}", storage(&m.storage), m.size_gib),
+            mp: Some(m.path.clone()),
+            ro: Some(m.read_only),
+            backup: Some(m.backup),
+            ..Default::default()
+        })
+        .collect();
+    let mut tags = spec.tags.clone();
+    tags.extend(defaults.tags.iter().cloned());
+    CreateLxc {
+        vmid,
+        ostemplate: template.os_template.volid.clone(),
+        hostname: Some(spec.hostname.clone().unwrap_or_else(|| name.to_string())),
+        cores: spec.resources.cores.or(defaults.cores).map(|c| c as u32),
+        cpulimit: spec.resources.cpu_limit,
+        cpuunits: spec.resources.cpu_units.map(|c| c as u32),
+        memory: spec
+            .resources
+            .memory_mib
+            .or(defaults.memory_mib)
+            .map(|m| m as u64),
+        swap: spec.resources.swap_mib.or(defaults.swap_mib).map(|m| m as u64),
+        rootfs: Some(Volume {
+            volume: format!("{rootfs_storage}:{rootfs_gib}"),
+            ..Default::default()
+        }),
+        mount_points,
+        nets: spec
+            .network
+            .iter()
+            .map(|n| net(n, &node.defaults.bridge))
+            .collect(),
+        features: spec
+            .features
+            .as_ref()
+            .or(defaults.features.as_ref())
+            .map(features),
+        unprivileged: spec.unprivileged.or(defaults.unprivileged).unwrap_or(true),
+        onboot: spec.on_boot,
+        startup: spec.startup.as_ref().map(|s| Startup {
+            order: s.order.map(|v| v as u32),
+            up: s.up_delay_seconds.map(|v| v as u32),
+            down: s.down_delay_seconds.map(|v| v as u32),
+        }),
+        nameserver: spec
+            .dns
+            .as_ref()
+            .filter(|d| !d.nameservers.is_empty())
+            .map(|d| d.nameservers.join(" ")),
+        searchdomain: spec.dns.as_ref().and_then(|d| d.search_domain.clone()),
+        password: None,
+        ssh_public_keys: None,
+        tags: Some(tags_with_owner(&tags)),
+        description: Some(description_with_owner(spec.description.as_deref(), uid)),
+        pool: spec.pool.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node() -> ProxmoxNodeSpec {
+        serde_json::from_value(json!({
+            "endpoint": "https://pve:8006", "nodeName": "pve1",
+            "credentialsSecretRef": {"name": "c", "namespace": "n"},
+            "defaults": {"storage": "fast", "templateStorage": "local", "bridge": "vmbr9"}
+        }))
+        .unwrap()
+    }
+
+    fn template() -> LxcTemplateSpec {
+        serde_json::from_value(json!({
+            "osTemplate": {"volid": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+            "defaults": {"cores": 2, "memoryMiB": 1024, "swapMiB": 256, "rootfsSizeGiB": 8,
+                         "features": {"nesting": true}, "tags": ["Base"]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn template_and_node_defaults_fill_what_the_spec_leaves_unset() {
+        let spec: LxcContainerSpec = serde_json::from_value(json!({
+            "nodeRef": "pve1", "templateRef": "t", "network": [{"name": "eth0"}]
+        }))
+        .unwrap();
+        let (t, n) = (template(), node());
+        let p = create_params(
+            &Subject {
+                name: "web-1",
+                uid: "u1",
+                spec: &spec,
+                template: &t,
+                node: &n,
+            },
+            1000,
+        );
+        assert_eq!(
+            p.hostname.as_deref(),
+            Some("web-1"),
+            "hostname defaults to the object's name"
+        );
+        assert_eq!((p.cores, p.memory, p.swap), (Some(2), Some(1024), Some(256)));
+        assert_eq!(p.rootfs.unwrap().volume, "fast:8");
+        assert_eq!(p.nets[0].to_string(), "name=eth0,bridge=vmbr9,ip=dhcp,type=veth");
+        assert_eq!(p.features.unwrap().to_string(), "nesting=1");
+        assert!(p.unprivileged, "unprivileged unless asked otherwise");
+        assert_eq!(p.tags.as_deref(), Some("base;lxc-operator"));
+        assert_eq!(p.description.as_deref(), Some("lxc-operator-uid: u1\n"));
+        assert_eq!(
+            p.ostemplate,
+            "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+        );
+    }
+
+    #[test]
+    fn every_spec_field_reaches_its_proxmox_parameter() {
+        let spec: LxcContainerSpec = serde_json::from_value(json!({
+            "nodeRef": "pve1", "templateRef": "t", "hostname": "db-1", "unprivileged": false, "onBoot": true,
+            "resources": {"cores": 4, "cpuLimit": 1.5, "cpuUnits": 2048, "memoryMiB": 4096, "swapMiB": 0},
+            "rootfs": {"storage": "local-lvm", "sizeGiB": 16},
+            "mountPoints": [{"path": "/var/lib/pg", "sizeGiB": 32, "backup": true, "readOnly": false}],
+            "network": [{"name": "eth0", "bridge": "vmbr0", "vlan": 20, "firewall": true, "mtu": 1500,
+                         "rateMbps": 12.5, "hwaddr": "BC:24:11:00:00:01",
+                         "ipv4": {"mode": "Static", "address": "192.168.20.10/24", "gateway": "192.168.20.1"},
+                         "ipv6": {"mode": "Static", "address": "fd00:20::10/64", "gateway": "fd00:20::1"}},
+                        {"name": "eth1", "ipv4": {"mode": "Manual"}, "ipv6": {"mode": "Auto"}}],
+            "dns": {"nameservers": ["192.168.20.1", "fd00:20::1"], "searchDomain": "lab.example.org"},
+            "features": {"keyctl": true, "mount": ["nfs"]},
+            "startup": {"order": 10, "upDelaySeconds": 5, "downDelaySeconds": 30},
+            "tags": ["db"], "description": "primary", "pool": "prod"
+        }))
+        .unwrap();
+        let (t, n) = (template(), node());
+        let p = create_params(
+            &Subject {
+                name: "x",
+                uid: "u2",
+                spec: &spec,
+                template: &t,
+                node: &n,
+            },
+            1500,
+        );
+        assert_eq!(p.vmid, 1500);
+        assert_eq!(p.hostname.as_deref(), Some("db-1"));
+        assert_eq!(
+            (p.cores, p.cpulimit, p.cpuunits),
+            (Some(4), Some(1.5), Some(2048))
+        );
+        assert_eq!((p.memory, p.swap), (Some(4096), Some(0)));
+        assert_eq!(p.rootfs.unwrap().volume, "local-lvm:16");
+        assert_eq!(
+            p.mount_points[0].to_string(),
+            "fast:32,mp=/var/lib/pg,backup=1,ro=0"
+        );
+        assert_eq!(
+            p.nets[0].to_string(),
+            "name=eth0,bridge=vmbr0,firewall=1,gw=192.168.20.1,gw6=fd00:20::1,hwaddr=BC:24:11:00:00:01,\
+             ip=192.168.20.10/24,ip6=fd00:20::10/64,mtu=1500,rate=12.5,tag=20,type=veth"
+        );
+        assert_eq!(
+            p.nets[1].to_string(),
+            "name=eth1,bridge=vmbr9,ip=manual,ip6=auto,type=veth"
+        );
+        assert_eq!(p.nameserver.as_deref(), Some("192.168.20.1 fd00:20::1"));
+        assert_eq!(p.searchdomain.as_deref(), Some("lab.example.org"));
+        assert_eq!(p.features.as_ref().unwrap().to_string(), "keyctl=1,mount=nfs");
+        assert!(p.features.unwrap().needs_root(), "keyctl needs root@pam");
+        assert_eq!(p.startup.unwrap().to_string(), "order=10,up=5,down=30");
+        assert!(!p.unprivileged);
+        assert_eq!(p.onboot, Some(true));
+        assert_eq!(p.tags.as_deref(), Some("base;db;lxc-operator"));
+        assert_eq!(
+            p.description.as_deref(),
+            Some("primary\n\nlxc-operator-uid: u2\n")
+        );
+        assert_eq!(p.pool.as_deref(), Some("prod"));
+    }
+}
