@@ -26,6 +26,16 @@ fn start_operator(ns: &str, identity: &str, port: u16) -> Child {
         .expect("start lxc-operator")
 }
 
+async fn lease_holder(leases: &kube::Api<Lease>) -> Option<String> {
+    leases
+        .get("lxc-operator")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+}
+
 async fn get(url: &str) -> Option<(u16, String)> {
     let response = reqwest::Client::new()
         .get(url)
@@ -76,13 +86,7 @@ async fn serves_health_and_metrics_leads_and_shuts_down_cleanly() {
     assert_eq!(post.status().as_u16(), 405, "only GET and HEAD are served");
 
     let leases: kube::Api<Lease> = kube::Api::namespaced(cp.client().await, &ns);
-    let holder = leases
-        .get("lxc-operator")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .holder_identity;
+    let holder = lease_holder(&leases).await;
     assert_eq!(holder.as_deref(), Some("replica-1"));
 
     Command::new("kill")
@@ -99,13 +103,7 @@ async fn serves_health_and_metrics_leads_and_shuts_down_cleanly() {
     }
     let status = exited.expect("exits within 10 s of SIGTERM");
     assert!(status.success(), "clean exit: {status}");
-    let holder = leases
-        .get("lxc-operator")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .holder_identity;
+    let holder = lease_holder(&leases).await;
     assert_eq!(holder, None, "the lease is handed back on shutdown");
 }
 
