@@ -1,5 +1,14 @@
-//! The `LxcContainer` pipeline's pure decisions (the controller that drives them comes next):
-//! what Proxmox config a spec asks for, and how a container is marked as ours.
+//! The `LxcContainer` pipeline's pure decisions, one module per phase, none doing I/O: the
+//! controller in `controllers::container` observes, asks these what must change, and acts.
+//!
+//! Resolve → Place → AllocateVmid → Create (desired + ownership) → Configure → Power →
+//! Provision → Discover → Ready.
 
+pub mod configure;
 pub mod desired;
+pub mod discover;
 pub mod ownership;
+pub mod place;
+pub mod power;
+pub mod resolve;
+pub mod vmid;
