@@ -12,6 +12,7 @@ use super::http::{HttpState, router};
 use super::leader::{self, LeaderConfig};
 use super::metrics::Metrics;
 use crate::audit::{AuditStore, Retention};
+use crate::controllers::container::ContainerCtx;
 use crate::controllers::node::observe::Observations;
 use crate::controllers::node::reconcile::{self as node_controller, NodeCtx};
 use crate::controllers::template::reconcile::{self as template_controller, TemplateCtx};
@@ -54,6 +55,9 @@ pub struct RunConfig {
     /// Lease duration in seconds.
     #[arg(long, env = "LXC_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
+    /// How many `LxcContainer`s reconcile at once (never two on one container).
+    #[arg(long, env = "LXC_OPERATOR_CONTAINER_CONCURRENCY", default_value_t = 16)]
+    pub container_concurrency: u16,
 }
 
 /// Sets up `tracing` in the chosen format.
@@ -132,6 +136,8 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         leading.clone(),
         metrics.clone(),
         audit.clone(),
+        coordinator.clone(),
+        config.container_concurrency,
     ));
 
     let state = HttpState {
@@ -165,6 +171,8 @@ async fn run_controllers_while_leading(
     mut leading: watch::Receiver<bool>,
     metrics: std::sync::Arc<Metrics>,
     audit: AuditStore,
+    coordinator: Coordinator,
+    container_concurrency: u16,
 ) {
     let observations = Observations::default();
     let clients = crate::controllers::node::connect::ClientCache::default();
@@ -175,12 +183,26 @@ async fn run_controllers_while_leading(
         tracing::info!("leading: starting controllers");
         let (node_tx, node_rx) = tokio::sync::oneshot::channel::<()>();
         let (template_tx, template_rx) = tokio::sync::oneshot::channel::<()>();
+        let (container_tx, container_rx) = tokio::sync::oneshot::channel::<()>();
         let mut watch_lost = leading.clone();
         tokio::spawn(async move {
             let _ = watch_lost.wait_for(|l| !*l).await;
             let _ = node_tx.send(());
             let _ = template_tx.send(());
+            let _ = container_tx.send(());
         });
+        let actor = format!("lxc-operator/{}", identity.clone().unwrap_or_default());
+        let mut container_ctx = ContainerCtx::new(
+            client.clone(),
+            clients.clone(),
+            audit.clone(),
+            actor.clone(),
+            coordinator.clone(),
+            observations.clone(),
+        );
+        container_ctx.metrics = Some(metrics.clone());
+        container_ctx.recorder = Some(crate::status::events::recorder(client.clone(), identity.clone()));
+        let containers = crate::controllers::container::prepare(container_ctx, container_concurrency);
         let node_ctx = NodeCtx {
             kube: client.clone(),
             observations: observations.clone(),
@@ -188,8 +210,7 @@ async fn run_controllers_while_leading(
             metrics: Some(metrics.clone()),
             recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),
             published: Default::default(),
-            // Nothing consumes container wake-ups until the LxcContainer controller exists.
-            wake: None,
+            wake: Some(containers.wake.clone()),
         };
         let template_ctx = TemplateCtx {
             kube: client.clone(),
@@ -197,7 +218,7 @@ async fn run_controllers_while_leading(
             inflight: Default::default(),
             clients: clients.clone(),
             audit: audit.clone(),
-            actor: format!("lxc-operator/{}", identity.clone().unwrap_or_default()),
+            actor,
             recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),
         };
         tokio::join!(
@@ -206,6 +227,9 @@ async fn run_controllers_while_leading(
             }),
             template_controller::run(template_ctx, async move {
                 let _ = template_rx.await;
+            }),
+            containers.run(async move {
+                let _ = container_rx.await;
             }),
         );
         tracing::info!("not leading: controllers stopped");

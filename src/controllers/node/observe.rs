@@ -81,6 +81,15 @@ impl Observations {
             .cloned()
     }
 
+    /// Every VMID the polls saw in use in `cluster` (any node, any guest type).
+    pub fn cluster_vmids(&self, cluster: &str) -> BTreeSet<u32> {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .filter(|o| o.cluster == cluster)
+            .flat_map(|o| o.cluster_vmids.iter().copied())
+            .collect()
+    }
+
     /// Forgets a node (deleted).
     pub fn remove(&self, node: &str) {
         self.0.write().unwrap_or_else(|p| p.into_inner()).remove(node);

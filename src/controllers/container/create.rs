@@ -1,0 +1,216 @@
+//! Create: look before acting. The VMID's config tells whether the container exists and whose
+//! it is — ours is adopted (a retry after a crash never makes a second one), anyone else's is
+//! a `Conflict` and is not touched — and only a VMID free in the whole cluster is created,
+//! with the task's UPID stored so the next reconcile waits on it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use kube::api::{Api, ListParams};
+use kube::runtime::events::EventType;
+
+use super::locate::Target;
+use super::run::{Halt, HaltKind, Run, phase};
+use crate::audit::redact::form_params;
+use crate::crd::common::SecretKeyRef;
+use crate::crd::container::TaskRef;
+use crate::crd::node::ProxmoxNode;
+use crate::pipeline::desired::{Subject, create_params};
+use crate::pipeline::ownership::{Owner, owner};
+use crate::proxmox::ErrorClass;
+use crate::proxmox::api::CreateLxc;
+use crate::proxmox::auth::Secret;
+use crate::proxmox::types::LxcConfig;
+
+/// The Proxmox parameters the spec asks for (without secrets).
+pub fn desired(run: &Run<'_>, target: &Target, vmid: u32) -> CreateLxc {
+    create_params(
+        &Subject {
+            name: &run.name,
+            uid: &run.uid,
+            spec: &run.ct.spec,
+            template: &target.template.spec,
+            node: &target.node.spec,
+        },
+        vmid,
+    )
+}
+
+fn conflict(message: String) -> Halt {
+    Halt::new(phase::CREATED, "Conflict", message, HaltKind::Stalled)
+}
+
+/// The container's config, creating the container first when the VMID is free.
+pub async fn create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -> Result<LxcConfig, Halt> {
+    let vmid = desired.vmid;
+    let node = target.pve_node().to_string();
+    match target.client.container_config(&node, vmid).await {
+        Ok(config) => match owner(config.get("tags"), config.get("description"), &run.uid) {
+            Owner::This if config.lock() == Some("create") => Err(Halt::wait(
+                phase::CREATED,
+                "Creating",
+                format!("VMID {vmid} is being created"),
+                Duration::from_secs(1),
+            )),
+            Owner::This => {
+                if !run.was(phase::CREATED) && run.before.task.is_none() {
+                    run.event(
+                        EventType::Normal,
+                        "Adopted",
+                        "Create",
+                        format!("VMID {vmid} on {node} carries this object's marker: adopted"),
+                    )
+                    .await;
+                }
+                run.pass(phase::CREATED, "Created", format!("VMID {vmid} on {node}"));
+                Ok(config)
+            }
+            Owner::OtherObject(uid) => Err(conflict(format!(
+                "VMID {vmid} on {node} belongs to another LxcContainer (uid {uid}); not touching it"
+            ))),
+            Owner::Foreign => Err(conflict(format!(
+                "VMID {vmid} on {node} is a container lxc-operator did not create; not touching it"
+            ))),
+        },
+        Err(e) if e.class() == ErrorClass::NotFound => {
+            elsewhere(run, target, vmid).await?;
+            start_create(run, target, desired).await
+        }
+        Err(e) => Err(Halt::proxmox(phase::CREATED, &e)),
+    }
+}
+
+/// Whether the VMID is in use on another node of the cluster: then it moved (ours, followed)
+/// or it is someone else's (a conflict). `Ok` when it is free everywhere.
+async fn elsewhere(run: &mut Run<'_>, target: &Target, vmid: u32) -> Result<(), Halt> {
+    let guests = target
+        .client
+        .cluster_resources(Some("vm"))
+        .await
+        .map_err(|e| Halt::proxmox(phase::CREATED, &e))?;
+    let Some(found) = guests.iter().find(|g| g.vmid == Some(u64::from(vmid))) else {
+        return Ok(());
+    };
+    let at = found.node.clone().unwrap_or_default();
+    let nodes = Api::<ProxmoxNode>::all(run.ctx.kube.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Halt::kube(phase::CREATED, &e))?;
+    let ours = nodes
+        .items
+        .iter()
+        .find(|n| n.spec.endpoint == target.node.spec.endpoint && n.spec.node_name == at);
+    if found.kind == "lxc"
+        && let Some(node) = ours
+        && let Ok(config) = target.client.container_config(&at, vmid).await
+        && owner(config.get("tags"), config.get("description"), &run.uid) == Owner::This
+    {
+        let name = kube::ResourceExt::name_any(node);
+        run.event(
+            EventType::Warning,
+            "Relocated",
+            "Create",
+            format!("VMID {vmid} was moved outside the operator; now following it on ProxmoxNode {name}"),
+        )
+        .await;
+        run.status.node = Some(name);
+        run.save().await?;
+        return Err(Halt::wait(
+            phase::PLACED,
+            "Relocated",
+            "container found on another node",
+            Duration::ZERO,
+        ));
+    }
+    Err(conflict(format!(
+        "VMID {vmid} is taken by a {} guest on Proxmox node {at} that is not this object's; not touching it",
+        found.kind
+    )))
+}
+
+async fn secret_value(run: &Run<'_>, r: &SecretKeyRef, field: &str) -> Result<String, Halt> {
+    let missing = |why: String| {
+        Halt::new(
+            phase::CREATED,
+            "SecretNotFound",
+            format!("{field}: {why}"),
+            HaltKind::Blocked,
+        )
+    };
+    let secret = Api::<KubeSecret>::namespaced(run.ctx.kube.clone(), &run.namespace)
+        .get_opt(&r.name)
+        .await
+        .map_err(|e| Halt::kube(phase::CREATED, &e))?
+        .ok_or_else(|| missing(format!("Secret {} not found", r.name)))?;
+    let bytes = secret
+        .data
+        .and_then(|mut d| d.remove(&r.key))
+        .ok_or_else(|| missing(format!("Secret {} has no key {}", r.name, r.key)))?;
+    String::from_utf8(bytes.0)
+        .map_err(|_| missing(format!("key {} of Secret {} is not UTF-8", r.key, r.name)))
+}
+
+async fn start_create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -> Result<LxcConfig, Halt> {
+    let vmid = desired.vmid;
+    let node = target.pve_node().to_string();
+    if desired.features.as_ref().is_some_and(|f| f.needs_root()) && !target.client.is_root_ticket() {
+        return Err(root_required(target));
+    }
+    let mut create = desired.clone();
+    if let Some(r) = run.ct.spec.root_password_secret_ref.clone() {
+        let value = secret_value(run, &r, "spec.rootPasswordSecretRef").await?;
+        create.password = Some(Secret::new(value));
+    }
+    if let Some(r) = run.ct.spec.ssh_public_keys_secret_ref.clone() {
+        create.ssh_public_keys = Some(secret_value(run, &r, "spec.sshPublicKeysSecretRef").await?);
+    }
+    if run.was(phase::CREATED) {
+        run.event(
+            EventType::Warning,
+            "Recreating",
+            "Create",
+            format!("VMID {vmid} vanished from Proxmox behind the operator's back; creating it again"),
+        )
+        .await;
+    }
+    let intent = run.intent("create", "create container", &node, form_params(&create.params()));
+    let client = &target.client;
+    let upid = run
+        .ctx
+        .audit
+        .guarded(&intent, || client.create_container(&node, &create))
+        .await
+        .map_err(|e| match &e {
+            crate::audit::Guarded::Call(c) if c.class() == ErrorClass::AlreadyExists => {
+                conflict(format!("VMID {vmid} was taken before it could be created: {c}"))
+            }
+            _ => Halt::guarded(phase::CREATED, &e),
+        })?;
+    run.status.task = Some(TaskRef {
+        upid: upid.to_string(),
+        action: "create".into(),
+        node,
+    });
+    run.save().await?;
+    Err(Halt::wait(
+        phase::CREATED,
+        "Creating",
+        format!("creating VMID {vmid} (task {upid})"),
+        Duration::from_secs(1),
+    ))
+}
+
+/// The condition for feature flags an API token may not set.
+pub fn root_required(target: &Target) -> Halt {
+    Halt::new(
+        phase::CONFIGURED,
+        "RootRequired",
+        format!(
+            "feature flags other than nesting (keyctl, fuse, mknod, mount) need root@pam with a \
+             password; ProxmoxNode {} authenticates as {}, and an API token never qualifies",
+            kube::ResourceExt::name_any(&target.node),
+            target.client.identity()
+        ),
+        HaltKind::Stalled,
+    )
+}

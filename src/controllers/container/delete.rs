@@ -1,0 +1,276 @@
+//! Deletion, behind the finalizer. `Delete`: shut down, destroy with purge, wait for the task,
+//! confirm the container is gone, release the VMID, then let the object go. `Retain`: take the
+//! ownership marker off and leave the container. A container that is not ours is never
+//! touched; a failed step keeps the finalizer and says why.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use super::context::ContainerCtx;
+use super::locate::Target;
+use super::reconcile::{ContainerError, FINALIZER, backoff};
+use super::run::{Halt, HaltKind, Run, phase};
+use super::settle::settle;
+use super::tune::track;
+use crate::controllers::node::connect::ConnectError;
+use crate::coordination::container_lock;
+use crate::crd::container::PowerState;
+use crate::crd::container::{DeletionPolicy, LxcContainer};
+use crate::crd::node::ProxmoxNode;
+use crate::crd::template::LxcTemplate;
+use crate::pipeline::ownership::{OWNER_TAG, Owner, description_without_owner, owner, parse_tags};
+use crate::pipeline::power::decide;
+use crate::proxmox::ErrorClass;
+use crate::status::conditions::{Outcome, set_kstatus};
+
+/// Handles a deleted `LxcContainer` until its finalizer can go.
+pub async fn finalize(ct: &LxcContainer, ctx: &ContainerCtx) -> Result<Action, ContainerError> {
+    let uid = ct.metadata.uid.clone().unwrap_or_default();
+    if !ct.finalizers().iter().any(|f| f == FINALIZER) {
+        ctx.forget(&uid);
+        return Ok(Action::await_change());
+    }
+    let Some(lock) = ctx.coordinator.try_lock(&container_lock(&uid)).await? else {
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    };
+    let mut run = Run::new(ct, ctx);
+    let result = cleanup(&mut run).await;
+    if let Err(e) = lock.release().await {
+        tracing::warn!(error = %e, "could not release the container lock (it expires)");
+    }
+    match result {
+        Ok(()) => {
+            remove_finalizer(ct, ctx).await?;
+            ctx.forget(&uid);
+            Ok(Action::await_change())
+        }
+        Err(h) => {
+            run.fail(&h);
+            let stuck = matches!(h.kind, HaltKind::Stalled | HaltKind::Failed | HaltKind::Blocked);
+            let outcome = if stuck {
+                Outcome::Stalled {
+                    reason: &h.reason,
+                    message: format!("deletion: {}", h.message),
+                }
+            } else {
+                Outcome::Progressing {
+                    reason: &h.reason,
+                    message: format!("deletion: {}", h.message),
+                }
+            };
+            let (generation, now) = (run.generation, run.now);
+            set_kstatus(&mut run.status.conditions, outcome, generation, now);
+            run.status.phase = Some("Deleting".into());
+            if stuck {
+                run.event(EventType::Warning, &h.reason, "Delete", h.message.clone())
+                    .await;
+            }
+            run.flush().await?;
+            Ok(match h.kind {
+                HaltKind::Wait(d) => Action::requeue(d),
+                _ => Action::requeue(backoff(4)),
+            })
+        }
+    }
+}
+
+async fn remove_finalizer(ct: &LxcContainer, ctx: &ContainerCtx) -> Result<(), kube::Error> {
+    let finalizers: Vec<String> = ct
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": finalizers, "resourceVersion": ct.resource_version()
+    }});
+    let api = Api::<LxcContainer>::namespaced(ctx.kube.clone(), &ct.namespace().unwrap_or_default());
+    match api
+        .patch(&ct.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// The cleanup; `Ok` once the finalizer may go.
+async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
+    let (Some(vmid), Some(node_name)) = (run.status.vmid, run.status.node.clone()) else {
+        return Ok(()); // nothing was created
+    };
+    let vmid = vmid as u32;
+    let kube = run.ctx.kube.clone();
+    let Some(node) = Api::<ProxmoxNode>::all(kube.clone())
+        .get_opt(&node_name)
+        .await
+        .map_err(|e| Halt::kube(phase::CREATED, &e))?
+    else {
+        return Err(Halt::new(
+            phase::CREATED,
+            "NodeNotFound",
+            format!(
+                "ProxmoxNode {node_name} is gone, so VMID {vmid} cannot be cleaned up; recreate the \
+                 node, or remove the finalizer {FINALIZER} by hand to abandon the container"
+            ),
+            HaltKind::Blocked,
+        ));
+    };
+    let client = run
+        .ctx
+        .clients
+        .get(&kube, &node, run.ctx.metrics.clone())
+        .await
+        .map_err(|e: ConnectError| {
+            Halt::new(phase::CREATED, e.reason(), e.to_string(), HaltKind::Transient)
+        })?;
+    settle(run, &client).await?;
+    let pve = node.spec.node_name.clone();
+    let config = match client.container_config(&pve, vmid).await {
+        Ok(c) => c,
+        Err(e) if e.class() == ErrorClass::NotFound => {
+            release_vmid(run, &node, vmid).await;
+            return Ok(());
+        }
+        Err(e) => return Err(Halt::proxmox(phase::CREATED, &e)),
+    };
+    if owner(config.get("tags"), config.get("description"), &run.uid) != Owner::This {
+        run.event(
+            EventType::Normal,
+            "NotOwned",
+            "Delete",
+            format!("VMID {vmid} on {pve} is not this object's container; left untouched"),
+        )
+        .await;
+        return Ok(());
+    }
+    if let Some(lock) = config.lock() {
+        return Err(Halt::wait(
+            phase::CREATED,
+            "Locked",
+            format!("VMID {vmid} is locked ({lock})"),
+            Duration::from_secs(2),
+        ));
+    }
+    match run.ct.spec.deletion_policy {
+        DeletionPolicy::Retain => {
+            let tags: Vec<String> = config
+                .get("tags")
+                .map(parse_tags)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| t != OWNER_TAG)
+                .collect();
+            let description = description_without_owner(config.get("description").unwrap_or_default());
+            let mut set = Vec::new();
+            let mut delete = Vec::new();
+            match tags.is_empty() {
+                true => delete.push("tags".to_string()),
+                false => set.push(("tags".to_string(), tags.join(";"))),
+            }
+            match description.is_empty() {
+                true => delete.push("description".to_string()),
+                false => set.push(("description".to_string(), description)),
+            }
+            let mut params = crate::audit::redact::form_params(&set);
+            params["delete"] = serde_json::json!(delete);
+            let intent = run.intent("delete", "remove ownership marker", &pve, params);
+            run.ctx
+                .audit
+                .guarded(&intent, || {
+                    client.update_container_config(&pve, vmid, &config.digest, set.clone(), &delete)
+                })
+                .await
+                .map_err(|e| Halt::guarded(phase::CREATED, &e))?;
+            release_vmid(run, &node, vmid).await;
+            run.event(
+                EventType::Normal,
+                "Retained",
+                "Delete",
+                format!("VMID {vmid} on {pve} left in place without the ownership marker"),
+            )
+            .await;
+            Ok(())
+        }
+        DeletionPolicy::Delete => {
+            let state = client
+                .container_status(&pve, vmid)
+                .await
+                .map_err(|e| Halt::proxmox(phase::CREATED, &e))?;
+            let hard = run.ctx.remembered(&run.uid).is_some_and(|m| m.shutdown_failed);
+            let timeout = run.ct.spec.update_strategy.shutdown_timeout_seconds.max(1) as u32;
+            if let Some(action) = decide(PowerState::Stopped, &state.status, timeout, hard) {
+                let (name, op) = match action {
+                    crate::proxmox::api::PowerAction::Stop => ("stop", "stop container"),
+                    _ => ("shutdown", "shutdown container"),
+                };
+                let intent = run.intent("delete", op, &pve, serde_json::json!({}));
+                let upid = run
+                    .ctx
+                    .audit
+                    .guarded(&intent, || client.container_power(&pve, vmid, action))
+                    .await
+                    .map_err(|e| Halt::guarded(phase::CREATED, &e))?;
+                track(
+                    run,
+                    upid.to_string(),
+                    name,
+                    &pve,
+                    format!("{name} before destroy"),
+                )
+                .await?;
+                return Ok(());
+            }
+            let intent = run.intent(
+                "delete",
+                "destroy container",
+                &pve,
+                serde_json::json!({"purge": 1, "destroy-unreferenced-disks": 1}),
+            );
+            let upid = run
+                .ctx
+                .audit
+                .guarded(&intent, || client.destroy_container(&pve, vmid))
+                .await
+                .map_err(|e| Halt::guarded(phase::CREATED, &e))?;
+            track(
+                run,
+                upid.to_string(),
+                "destroy",
+                &pve,
+                format!("destroying VMID {vmid}"),
+            )
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn release_vmid(run: &Run<'_>, node: &ProxmoxNode, vmid: u32) {
+    let cluster = &node.spec.endpoint;
+    if let Some(set) = run
+        .ctx
+        .reserved
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_mut(cluster)
+    {
+        set.remove(&vmid);
+    }
+    if let Err(e) = run
+        .ctx
+        .coordinator
+        .store()
+        .vmids_update(cluster, vmid, false)
+        .await
+    {
+        tracing::warn!(error = %e, vmid, "could not drop the VMID from the cache (the next poll replaces it)");
+    }
+}
+
+#[allow(dead_code)]
+fn _target_unused(_: &Target, _: &LxcTemplate) {}

@@ -1,0 +1,66 @@
+//! Discover: the container's addresses into status — static ones from the config, DHCP ones
+//! from `/interfaces`, polled until they appear and reported once they take too long.
+
+use std::time::Duration;
+
+use super::locate::Target;
+use super::run::{Halt, HaltKind, Run, phase};
+use crate::crd::container::InterfaceAddress;
+use crate::pipeline::discover::discover as found;
+use crate::proxmox::api::CreateLxc;
+
+/// Records the addresses; waits while a DHCP interface of a running container has none.
+pub async fn discover(
+    run: &mut Run<'_>,
+    target: &Target,
+    desired: &CreateLxc,
+    running: bool,
+) -> Result<(), Halt> {
+    let interfaces = if running {
+        target
+            .client
+            .container_interfaces(target.pve_node(), desired.vmid)
+            .await
+            .map_err(|e| Halt::proxmox(phase::DISCOVERED, &e))?
+    } else {
+        None
+    };
+    let d = found(&desired.nets, interfaces.as_deref());
+    run.status.ip = d
+        .addresses
+        .first()
+        .map(|a: &InterfaceAddress| a.address.split('/').next().unwrap_or_default().to_string());
+    run.status.addresses = d.addresses;
+    if running && !d.waiting.is_empty() {
+        let since = run
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == phase::POWERED)
+            .map(|c| c.last_transition_time.0);
+        let waited = since
+            .map(|t| run.now.duration_since(t).as_secs_f64().max(0.0))
+            .unwrap_or_default();
+        let names = d.waiting.join(", ");
+        if waited > run.ctx.address_timeout.as_secs_f64() {
+            return Err(Halt::new(
+                phase::DISCOVERED,
+                "AddressTimeout",
+                format!("no DHCP address on {names} after {}s", waited as u64),
+                HaltKind::Failed,
+            ));
+        }
+        return Err(Halt::wait(
+            phase::DISCOVERED,
+            "WaitingForAddress",
+            format!("waiting for a DHCP address on {names}"),
+            Duration::from_secs(2),
+        ));
+    }
+    let message = match &run.status.ip {
+        Some(ip) => format!("address {ip}"),
+        None => "no address (stopped or none configured)".into(),
+    };
+    run.pass(phase::DISCOVERED, "Discovered", message);
+    Ok(())
+}

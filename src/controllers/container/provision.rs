@@ -1,0 +1,85 @@
+//! Provision: the hook where the steps inside the container (files, packages, scripts) run
+//! over SSH. The phase resolves the template's and the container's steps; a [`Provisioner`]
+//! runs the ones not yet done. Without SSH on the node, or without a provisioner, a container
+//! that has steps says so instead of pretending to be provisioned.
+
+use async_trait::async_trait;
+
+use super::locate::Target;
+use super::run::{Halt, HaltKind, Run, phase};
+use crate::template::digest::ResolvedProvisioning;
+use crate::template::resolve::resolve;
+
+/// Runs provisioning steps inside a container.
+#[async_trait]
+pub trait Provisioner: Send + Sync {
+    /// Runs the steps of `steps` not recorded as done in `run.status.provisionedSteps`,
+    /// recording each one done there.
+    async fn provision(
+        &self,
+        run: &mut Run<'_>,
+        target: &Target,
+        vmid: u32,
+        steps: &ResolvedProvisioning,
+    ) -> Result<(), Halt>;
+}
+
+/// The template's steps then the container's, resolved.
+async fn steps(run: &Run<'_>, target: &Target) -> Result<ResolvedProvisioning, Halt> {
+    let invalid = |e: crate::template::resolve::ResolveError| {
+        Halt::new(
+            phase::PROVISIONED,
+            "InvalidContent",
+            e.to_string(),
+            HaltKind::Stalled,
+        )
+    };
+    let kube = &run.ctx.kube;
+    let template = resolve(kube, &target.template.spec.provisioning, "LxcTemplate spec", None)
+        .await
+        .map_err(invalid)?;
+    let own = match &run.ct.spec.provisioning {
+        Some(p) => resolve(kube, p, "spec.provisioning", Some(&run.namespace))
+            .await
+            .map_err(invalid)?,
+        None => ResolvedProvisioning::default(),
+    };
+    Ok(template.then(own))
+}
+
+/// Runs the Provision phase.
+pub async fn provision(run: &mut Run<'_>, target: &Target, vmid: u32, running: bool) -> Result<(), Halt> {
+    let steps = steps(run, target).await?;
+    if steps.files.is_empty() && steps.packages.is_empty() && steps.scripts.is_empty() {
+        run.pass(phase::PROVISIONED, "NothingToProvision", "no provisioning steps");
+        return Ok(());
+    }
+    if !running {
+        run.pass(
+            phase::PROVISIONED,
+            "ContainerStopped",
+            "provisioning runs while the container runs",
+        );
+        return Ok(());
+    }
+    if target.node.spec.ssh.is_none() {
+        return Err(Halt::new(
+            phase::PROVISIONED,
+            "SshNotConfigured",
+            format!(
+                "the container has provisioning steps but ProxmoxNode {} has no spec.ssh",
+                kube::ResourceExt::name_any(&target.node)
+            ),
+            HaltKind::Blocked,
+        ));
+    }
+    match run.ctx.provisioner.clone() {
+        Some(p) => p.provision(run, target, vmid, &steps).await,
+        None => Err(Halt::new(
+            phase::PROVISIONED,
+            "ProvisionerUnavailable",
+            "this operator build has no provisioner",
+            HaltKind::Blocked,
+        )),
+    }
+}

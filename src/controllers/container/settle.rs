@@ -1,0 +1,90 @@
+//! The Proxmox task in flight: a reconcile that finds one in status asks about it once and
+//! requeues while it runs — a worker never blocks on a task, and an operator restarted in the
+//! middle resumes waiting instead of starting it again.
+
+use std::time::Duration;
+
+use kube::runtime::events::EventType;
+
+use super::run::{Halt, Run, phase};
+use crate::proxmox::tasks::TaskState;
+use crate::proxmox::{ErrorClass, ProxmoxClient, Upid};
+
+/// The condition a task's action belongs to, and how its wait is called.
+pub fn condition_of(action: &str) -> (&'static str, &'static str) {
+    match action {
+        "create" => (phase::CREATED, "Creating"),
+        "destroy" => (phase::CREATED, "Destroying"),
+        "migrate" => (phase::PLACED, "Migrating"),
+        "resize" => (phase::CONFIGURED, "Resizing"),
+        "restart" => (phase::CONFIGURED, "Restarting"),
+        "start" => (phase::POWERED, "Starting"),
+        _ => (phase::POWERED, "Stopping"),
+    }
+}
+
+/// Checks the task in status, if any: `Ok` once none runs (a finished one is cleared).
+pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Halt> {
+    let Some(task) = run.status.task.clone() else {
+        return Ok(());
+    };
+    let (condition, waiting) = condition_of(&task.action);
+    let Some(upid) = Upid::parse(&task.upid) else {
+        run.status.task = None;
+        return Ok(());
+    };
+    match client.check_task(&upid).await {
+        Ok(TaskState::Running) => Err(Halt::wait(
+            condition,
+            waiting,
+            format!("task {} is running", task.upid),
+            Duration::from_secs(1),
+        )),
+        Ok(TaskState::Succeeded) => {
+            run.status.task = None;
+            match task.action.as_str() {
+                "shutdown" | "stop" | "restart" => run.ctx.remember(&run.uid, |m| m.shutdown_failed = false),
+                "create" => {
+                    let vmid = run.status.vmid.unwrap_or_default();
+                    run.event(
+                        EventType::Normal,
+                        "Created",
+                        "Create",
+                        format!("created VMID {vmid} on {}", task.node),
+                    )
+                    .await;
+                }
+                "migrate" => {
+                    let to = run.ct.spec.node_ref.clone();
+                    run.event(
+                        EventType::Normal,
+                        "Migrated",
+                        "Migrate",
+                        format!("now on ProxmoxNode {}", to.clone().unwrap_or_default()),
+                    )
+                    .await;
+                    run.status.node = to;
+                    run.save().await?;
+                    // The rest of the walk needs the new node's client.
+                    return Err(Halt::wait(
+                        phase::PLACED,
+                        "Migrated",
+                        "migration finished",
+                        Duration::ZERO,
+                    ));
+                }
+                _ => {}
+            }
+            run.save().await
+        }
+        Err(e) if matches!(e.class(), ErrorClass::TaskFailed | ErrorClass::NotFound) => {
+            run.status.task = None;
+            if matches!(task.action.as_str(), "shutdown" | "restart") {
+                run.ctx.remember(&run.uid, |m| m.shutdown_failed = true);
+            }
+            run.save().await?;
+            Err(Halt::proxmox(condition, &e))
+        }
+        Err(e) => Err(Halt::proxmox(condition, &e)),
+    }
+}

@@ -1,0 +1,184 @@
+//! Configure: apply the config plan — changed keys in one `PUT` carrying the digest the plan
+//! was computed from, disks grown one `resize` task at a time, and changes Proxmox takes only
+//! on a stopped container applied through a controlled restart when `restartAllowed`, else
+//! listed in `status.pendingChanges`.
+
+use std::time::Duration;
+
+use super::create::root_required;
+use super::locate::Target;
+use super::run::{Halt, HaltKind, Run, phase};
+use crate::audit::redact::form_params;
+use crate::crd::container::TaskRef;
+use crate::pipeline::configure::plan;
+use crate::proxmox::api::{CreateLxc, PowerAction};
+use crate::proxmox::types::LxcConfig;
+
+/// Brings the config to the spec; returns whether the container runs.
+pub async fn configure(
+    run: &mut Run<'_>,
+    target: &Target,
+    desired: &CreateLxc,
+    config: &LxcConfig,
+) -> Result<bool, Halt> {
+    let vmid = desired.vmid;
+    let node = target.pve_node().to_string();
+    let client = &target.client;
+    let state = client
+        .container_status(&node, vmid)
+        .await
+        .map_err(|e| Halt::proxmox(phase::CONFIGURED, &e))?;
+    let running = state.status == "running";
+    let plan = plan(desired, config, running);
+    if !plan.fixed.is_empty() {
+        return Err(Halt::new(
+            phase::CONFIGURED,
+            "ImmutableField",
+            plan.fixed.join("; "),
+            HaltKind::Stalled,
+        ));
+    }
+    if plan.is_empty() {
+        run.status.pending_changes.clear();
+        run.pass(phase::CONFIGURED, "Configured", "Proxmox config matches the spec");
+        return Ok(running);
+    }
+    if let Some(lock) = config.lock() {
+        return Err(Halt::wait(
+            phase::CONFIGURED,
+            "Locked",
+            format!("VMID {vmid} is locked ({lock})"),
+            Duration::from_secs(2),
+        ));
+    }
+    let touches_features = plan
+        .set
+        .iter()
+        .map(|(k, _)| k)
+        .chain(&plan.needs_restart)
+        .any(|k| k == "features");
+    if touches_features
+        && desired.features.as_ref().is_some_and(|f| f.needs_root())
+        && !client.is_root_ticket()
+    {
+        return Err(root_required(target));
+    }
+    if !plan.set.is_empty() || !plan.delete.is_empty() {
+        let set: Vec<(String, String)> = plan.set.clone();
+        let mut params = form_params(&set);
+        params["delete"] = serde_json::json!(plan.delete);
+        let intent = run.intent("configure", "update container config", &node, params);
+        run.ctx
+            .audit
+            .guarded(&intent, || {
+                client.update_container_config(&node, vmid, &config.digest, set.clone(), &plan.delete)
+            })
+            .await
+            .map_err(|e| Halt::guarded(phase::CONFIGURED, &e))?;
+        run.corrected.extend(plan.set.iter().map(|(k, _)| k.clone()));
+        run.corrected.extend(plan.delete.iter().cloned());
+    }
+    if let Some((disk, gib)) = plan.resize.first().cloned() {
+        let intent = run.intent(
+            "configure",
+            "resize container disk",
+            &node,
+            serde_json::json!({"disk": disk, "size": format!("{gib}G")}),
+        );
+        let upid = run
+            .ctx
+            .audit
+            .guarded(&intent, || client.resize_disk(&node, vmid, &disk, gib))
+            .await
+            .map_err(|e| Halt::guarded(phase::CONFIGURED, &e))?;
+        run.corrected.push(format!("{disk} size"));
+        return track(
+            run,
+            upid.to_string(),
+            "resize",
+            &node,
+            format!("growing {disk} to {gib} GiB"),
+        )
+        .await;
+    }
+    if plan.needs_restart.is_empty() {
+        run.status.pending_changes.clear();
+    } else if run.ct.spec.update_strategy.restart_allowed {
+        let hard = run.ctx.remembered(&run.uid).is_some_and(|m| m.shutdown_failed);
+        let action = if hard {
+            PowerAction::Stop
+        } else {
+            PowerAction::Shutdown {
+                timeout_secs: run.ct.spec.update_strategy.shutdown_timeout_seconds.max(1) as u32,
+            }
+        };
+        let intent = run.intent(
+            "configure",
+            if hard {
+                "stop container"
+            } else {
+                "shutdown container"
+            },
+            &node,
+            serde_json::json!({"reason": "restart to apply", "keys": plan.needs_restart}),
+        );
+        let upid = run
+            .ctx
+            .audit
+            .guarded(&intent, || client.container_power(&node, vmid, action))
+            .await
+            .map_err(|e| Halt::guarded(phase::CONFIGURED, &e))?;
+        let keys = plan.needs_restart.join(", ");
+        return track(
+            run,
+            upid.to_string(),
+            "restart",
+            &node,
+            format!("restarting to apply {keys}"),
+        )
+        .await;
+    } else {
+        run.status.pending_changes = plan.needs_restart.clone();
+        set_pending(run);
+        return Ok(running);
+    }
+    run.pass(phase::CONFIGURED, "Configured", "Proxmox config matches the spec");
+    Ok(running)
+}
+
+fn set_pending(run: &mut Run<'_>) {
+    let halt = Halt::new(
+        phase::CONFIGURED,
+        "RestartRequired",
+        format!(
+            "{} change only on a stopped container and updateStrategy.restartAllowed is false: \
+             pending until the container restarts",
+            run.status.pending_changes.join(", ")
+        ),
+        HaltKind::Stalled,
+    );
+    run.fail(&halt);
+}
+
+/// Stores a started task and ends the walk until it finishes.
+pub async fn track(
+    run: &mut Run<'_>,
+    upid: String,
+    action: &str,
+    node: &str,
+    what: String,
+) -> Result<bool, Halt> {
+    run.status.task = Some(TaskRef {
+        upid: upid.clone(),
+        action: action.into(),
+        node: node.into(),
+    });
+    run.save().await?;
+    let (condition, reason) = super::settle::condition_of(action);
+    Err(Halt::wait(
+        condition,
+        reason,
+        format!("{what} (task {upid})"),
+        Duration::from_secs(1),
+    ))
+}
