@@ -8,14 +8,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::controllers::ControllerSet;
 use super::http::{HttpState, router};
 use super::leader::{self, LeaderConfig};
 use super::metrics::Metrics;
 use crate::audit::{AuditStore, Retention};
-use crate::controllers::container::ContainerCtx;
-use crate::controllers::node::observe::Observations;
-use crate::controllers::node::reconcile::{self as node_controller, NodeCtx};
-use crate::controllers::template::reconcile::{self as template_controller, TemplateCtx};
 use crate::coordination::Coordinator;
 
 /// Configuration of `lxc-operator run`, from flags or environment.
@@ -130,15 +127,11 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         }
     });
 
-    let controllers = tokio::spawn(run_controllers_while_leading(
-        client.clone(),
-        Some(leader_config.identity.clone()),
-        leading.clone(),
-        metrics.clone(),
-        audit.clone(),
-        coordinator.clone(),
-        config.container_concurrency,
-    ));
+    let mut set = ControllerSet::new(client.clone(), audit.clone(), coordinator.clone());
+    set.identity = Some(leader_config.identity.clone());
+    set.metrics = Some(metrics.clone());
+    set.container_concurrency = config.container_concurrency;
+    let controllers = tokio::spawn(run_controllers_while_leading(set, leading.clone()));
 
     let state = HttpState {
         metrics,
@@ -165,73 +158,17 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
 }
 
 /// Runs the controllers whenever this replica leads, and stops them the moment it does not.
-async fn run_controllers_while_leading(
-    client: kube::Client,
-    identity: Option<String>,
-    mut leading: watch::Receiver<bool>,
-    metrics: std::sync::Arc<Metrics>,
-    audit: AuditStore,
-    coordinator: Coordinator,
-    container_concurrency: u16,
-) {
-    let observations = Observations::default();
-    let clients = crate::controllers::node::connect::ClientCache::default();
+async fn run_controllers_while_leading(set: ControllerSet, mut leading: watch::Receiver<bool>) {
     loop {
         if leading.wait_for(|l| *l).await.is_err() {
             return;
         }
         tracing::info!("leading: starting controllers");
-        let (node_tx, node_rx) = tokio::sync::oneshot::channel::<()>();
-        let (template_tx, template_rx) = tokio::sync::oneshot::channel::<()>();
-        let (container_tx, container_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut watch_lost = leading.clone();
-        tokio::spawn(async move {
-            let _ = watch_lost.wait_for(|l| !*l).await;
-            let _ = node_tx.send(());
-            let _ = template_tx.send(());
-            let _ = container_tx.send(());
-        });
-        let actor = format!("lxc-operator/{}", identity.clone().unwrap_or_default());
-        let mut container_ctx = ContainerCtx::new(
-            client.clone(),
-            clients.clone(),
-            audit.clone(),
-            actor.clone(),
-            coordinator.clone(),
-            observations.clone(),
-        );
-        container_ctx.metrics = Some(metrics.clone());
-        container_ctx.recorder = Some(crate::status::events::recorder(client.clone(), identity.clone()));
-        let containers = crate::controllers::container::prepare(container_ctx, container_concurrency);
-        let node_ctx = NodeCtx {
-            kube: client.clone(),
-            observations: observations.clone(),
-            clients: clients.clone(),
-            metrics: Some(metrics.clone()),
-            recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),
-            published: Default::default(),
-            wake: Some(containers.wake.clone()),
-        };
-        let template_ctx = TemplateCtx {
-            kube: client.clone(),
-            metrics: Some(metrics.clone()),
-            inflight: Default::default(),
-            clients: clients.clone(),
-            audit: audit.clone(),
-            actor,
-            recorder: Some(crate::status::events::recorder(client.clone(), identity.clone())),
-        };
-        tokio::join!(
-            node_controller::run(node_ctx, async move {
-                let _ = node_rx.await;
-            }),
-            template_controller::run(template_ctx, async move {
-                let _ = template_rx.await;
-            }),
-            containers.run(async move {
-                let _ = container_rx.await;
-            }),
-        );
+        let mut lost = leading.clone();
+        set.run(async move {
+            let _ = lost.wait_for(|l| !*l).await;
+        })
+        .await;
         tracing::info!("not leading: controllers stopped");
     }
 }

@@ -1,0 +1,378 @@
+//! The LxcContainer pipeline end to end: a real API server, Postgres audit, Redis locks and
+//! pve-sim. Every test has its own namespace, simulator, nodes and template; one controller
+//! set serves them all, as one leader would.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lxc_operator::pipeline::ownership::{OWNER_TAG, parse_tags};
+use lxc_operator::proxmox::property::{Net, Volume};
+use serde_json::json;
+use support::{World, reason, vmid};
+
+#[tokio::test]
+async fn every_field_reaches_proxmox_and_changes_in_place() {
+    let w = World::new("fields", &["pve1"], |c| c).await;
+    let node = w.nodes[0].clone();
+    w.container(
+        "app",
+        json!({
+            "nodeRef": node, "hostname": "app-1", "onBoot": true,
+            "resources": {"cores": 2, "cpuLimit": 1.5, "cpuUnits": 512, "memoryMiB": 1024, "swapMiB": 256},
+            "rootfs": {"sizeGiB": 8},
+            "mountPoints": [{"path": "/srv/data", "sizeGiB": 2, "backup": true}],
+            "network": [{"name": "eth0", "vlan": 20, "firewall": true, "mtu": 1400,
+                         "ipv4": {"mode": "Static", "address": "192.168.20.10/24", "gateway": "192.168.20.1"}}],
+            "dns": {"nameservers": ["192.168.20.1"], "searchDomain": "lab.example.org"},
+            "features": {"nesting": true},
+            "startup": {"order": 3, "upDelaySeconds": 5},
+            "tags": ["app"], "description": "the app"
+        }),
+    )
+    .await;
+    let ct = w.ready("app").await;
+    let st = ct.status.clone().unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Ready"));
+    assert_eq!(st.node.as_deref(), Some(node.as_str()));
+    assert_eq!(st.ip.as_deref(), Some("192.168.20.10"));
+    let id = vmid(&ct);
+    assert!((200..=299).contains(&id), "VMID {id} inside the node's range");
+    let cfg = w.config("pve1", id).await;
+    let get = |k: &str| {
+        cfg.get(k)
+            .unwrap_or_else(|| panic!("{k} missing in {cfg:?}"))
+            .to_string()
+    };
+    assert_eq!(get("hostname"), "app-1");
+    assert_eq!(
+        (get("cores"), get("memory"), get("swap")),
+        ("2".into(), "1024".into(), "256".into())
+    );
+    assert_eq!((get("cpulimit"), get("cpuunits")), ("1.5".into(), "512".into()));
+    assert_eq!(get("onboot"), "1");
+    assert_eq!(get("nameserver"), "192.168.20.1");
+    assert_eq!(get("searchdomain"), "lab.example.org");
+    assert_eq!(get("features"), "nesting=1");
+    assert_eq!(get("startup"), "order=3,up=5");
+    assert_eq!(get("unprivileged"), "1");
+    let net = Net::parse(&get("net0")).unwrap();
+    assert_eq!(
+        (
+            net.bridge.as_deref(),
+            net.tag,
+            net.firewall,
+            net.mtu,
+            net.ip.as_deref(),
+            net.gw.as_deref()
+        ),
+        (
+            Some("vmbr0"),
+            Some(20),
+            Some(true),
+            Some(1400),
+            Some("192.168.20.10/24"),
+            Some("192.168.20.1")
+        )
+    );
+    let mac = net.hwaddr.clone().expect("Proxmox generated a MAC");
+    assert_eq!(Volume::parse(&get("rootfs")).unwrap().size_gib(), Some(8));
+    let mp0 = Volume::parse(&get("mp0")).unwrap();
+    assert_eq!(
+        (mp0.mp.as_deref(), mp0.size_gib(), mp0.backup),
+        (Some("/srv/data"), Some(2), Some(true))
+    );
+    let tags: BTreeSet<String> = parse_tags(&get("tags")).into_iter().collect();
+    assert_eq!(
+        tags,
+        ["app", "base", OWNER_TAG].map(String::from).into(),
+        "spec + template + owner tags"
+    );
+    assert!(get("description").starts_with("the app"));
+    let creates = w
+        .sim
+        .admin()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/nodes/pve1/lxc")
+        .count();
+    assert_eq!(creates, 1, "one create call");
+
+    // Everything that can change in place changes in place; the MAC stays.
+    w.patch_spec(
+        "app",
+        json!({"hostname": "app-2", "onBoot": false,
+               "resources": {"cores": 4, "memoryMiB": 2048, "cpuLimit": 2},
+               "rootfs": {"sizeGiB": 10},
+               "mountPoints": [{"path": "/srv/data", "sizeGiB": 3, "backup": true},
+                               {"path": "/srv/logs", "sizeGiB": 1}],
+               "network": [{"name": "eth0", "vlan": 30, "firewall": false, "mtu": 1400,
+                            "ipv4": {"mode": "Static", "address": "192.168.30.10/24", "gateway": "192.168.30.1"}},
+                           {"name": "eth1", "ipv4": {"mode": "Dhcp"}}],
+               "startup": {"order": 4, "upDelaySeconds": null},
+               "tags": ["app", "v2"], "description": "the app, v2"}),
+    )
+    .await;
+    let ct = w.ready("app").await;
+    assert_eq!(vmid(&ct), id, "same container");
+    let cfg = w.config("pve1", id).await;
+    let get = |k: &str| {
+        cfg.get(k)
+            .unwrap_or_else(|| panic!("{k} missing in {cfg:?}"))
+            .to_string()
+    };
+    assert_eq!(
+        (get("hostname"), get("cores"), get("memory")),
+        ("app-2".into(), "4".into(), "2048".into())
+    );
+    assert_eq!(
+        (get("cpulimit"), get("onboot"), get("startup")),
+        ("2".into(), "0".into(), "order=4".into())
+    );
+    let net = Net::parse(&get("net0")).unwrap();
+    assert_eq!(
+        (net.tag, net.ip.as_deref(), net.hwaddr.as_deref()),
+        (Some(30), Some("192.168.30.10/24"), Some(mac.as_str()))
+    );
+    assert_eq!(Net::parse(&get("net1")).unwrap().ip.as_deref(), Some("dhcp"));
+    assert_eq!(Volume::parse(&get("rootfs")).unwrap().size_gib(), Some(10));
+    assert_eq!(Volume::parse(&get("mp0")).unwrap().size_gib(), Some(3));
+    assert_eq!(
+        Volume::parse(&get("mp1")).unwrap().mp.as_deref(),
+        Some("/srv/logs")
+    );
+    assert!(parse_tags(&get("tags")).contains(&"v2".to_string()));
+    assert!(get("description").starts_with("the app, v2"));
+    let addrs: Vec<String> = ct
+        .status
+        .unwrap()
+        .addresses
+        .iter()
+        .map(|a| format!("{}={}", a.interface, a.address))
+        .collect();
+    assert!(addrs.contains(&"eth0=192.168.30.10/24".to_string()), "{addrs:?}");
+    assert!(
+        addrs.iter().any(|a| a.starts_with("eth1=")),
+        "DHCP address discovered: {addrs:?}"
+    );
+
+    // A change Proxmox applies only when stopped waits for a restart the strategy forbids...
+    w.patch_spec(
+        "app",
+        json!({"dns": {"nameservers": ["9.9.9.9"], "searchDomain": "lab.example.org"}}),
+    )
+    .await;
+    let ct = w
+        .wait("app", "report a pending change", 30, |ct| {
+            ct.status
+                .as_ref()
+                .is_some_and(|s| s.pending_changes == ["nameserver"])
+                && reason(ct, "Stalled").as_deref() == Some("RestartRequired")
+        })
+        .await;
+    assert_eq!(reason(&ct, "Configured").as_deref(), Some("RestartRequired"));
+    assert_eq!(w.config("pve1", id).await.get("nameserver"), Some("192.168.20.1"));
+    // ...and is applied by a controlled restart once allowed.
+    w.patch_spec(
+        "app",
+        json!({"updateStrategy": {"restartAllowed": true, "shutdownTimeoutSeconds": 5}}),
+    )
+    .await;
+    let ct = w.ready("app").await;
+    assert!(ct.status.as_ref().unwrap().pending_changes.is_empty());
+    assert_eq!(w.config("pve1", id).await.get("nameserver"), Some("9.9.9.9"));
+    assert_eq!(
+        w.sim.admin().container(id).unwrap().status,
+        "running",
+        "started again"
+    );
+
+    // Power off and on.
+    w.patch_spec("app", json!({"powerState": "Stopped"})).await;
+    let ct = w.ready("app").await;
+    assert_eq!(ct.status.as_ref().unwrap().phase.as_deref(), Some("Stopped"));
+    assert_eq!(w.sim.admin().container(id).unwrap().status, "stopped");
+    w.patch_spec("app", json!({"powerState": "Running"})).await;
+    w.ready("app").await;
+    assert_eq!(w.sim.admin().container(id).unwrap().status, "running");
+
+    // Every mutating call has its audit record, with an outcome.
+    let trail = support::audit()
+        .await
+        .by_object(ct.metadata.uid.as_deref().unwrap(), 200)
+        .await
+        .unwrap();
+    let ops: BTreeSet<&str> = trail.iter().map(|r| r.intent.operation.as_str()).collect();
+    for op in [
+        "create container",
+        "update container config",
+        "resize container disk",
+        "start container",
+        "shutdown container",
+    ] {
+        assert!(ops.contains(op), "audit lacks {op}: {ops:?}");
+    }
+    assert!(
+        trail.iter().all(|r| r.outcome.is_some()),
+        "every intent has its outcome"
+    );
+    let writes = w.operator_writes(id).len();
+    assert_eq!(
+        writes,
+        trail.len(),
+        "every mutating request is audited, and only those"
+    );
+}
+
+#[tokio::test]
+async fn node_change_migrates_and_deletion_follows_the_policy() {
+    let w = World::new("move", &["pve1", "pve2"], |c| c).await;
+    let (a, b) = (w.nodes[0].clone(), w.nodes[1].clone());
+    w.container("mover", json!({"nodeRef": a, "network": [{"name": "eth0"}]}))
+        .await;
+    w.container(
+        "keeper",
+        json!({"nodeRef": a, "deletionPolicy": "Retain", "description": "keep me"}),
+    )
+    .await;
+    let ct = w.ready("mover").await;
+    let id = vmid(&ct);
+    assert_eq!(w.sim.admin().container(id).unwrap().node, "pve1");
+    w.patch_spec("mover", json!({"nodeRef": b})).await;
+    let ct = w
+        .wait("mover", "move to pve2", 60, |ct| {
+            ct.status.as_ref().and_then(|s| s.node.as_deref()) == Some(b.as_str())
+                && ct.status.as_ref().is_some_and(|s| {
+                    s.observed_generation == ct.metadata.generation
+                        && s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+        })
+        .await;
+    assert_eq!(vmid(&ct), id, "same VMID after the move");
+    let info = w.sim.admin().container(id).unwrap();
+    assert_eq!((info.node.as_str(), info.status.as_str()), ("pve2", "running"));
+    let requests = w.sim.admin().requests();
+    let migrations = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/migrate") && r.status == 200)
+        .count();
+    let creates = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/lxc") && r.status == 200)
+        .count();
+    assert_eq!(
+        (migrations, creates),
+        (1, 2),
+        "moved once, never recreated (2 creates: mover and keeper)"
+    );
+
+    // Delete: stopped, destroyed, gone, and the object goes.
+    w.delete("mover").await;
+    assert!(w.sim.admin().container(id).is_none(), "destroyed in Proxmox");
+    // Retain: the container stays, without the marker.
+    let keeper = w.ready("keeper").await;
+    let kid = vmid(&keeper);
+    w.delete("keeper").await;
+    let info = w.sim.admin().container(kid).expect("retained");
+    assert_eq!(info.status, "running");
+    let cfg = w.config("pve1", kid).await;
+    assert!(!parse_tags(cfg.get("tags").unwrap_or_default()).contains(&OWNER_TAG.to_string()));
+    assert_eq!(cfg.get("description").map(str::trim_end), Some("keep me"));
+}
+
+#[tokio::test]
+async fn a_foreign_container_on_the_wanted_vmid_is_left_untouched() {
+    let w = World::new("foreign", &["pve1"], |c| c).await;
+    let root = w.root();
+    let create = lxc_operator::proxmox::api::CreateLxc {
+        vmid: 250,
+        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+        hostname: Some("hand-made".into()),
+        rootfs: Some(Volume::parse("local-lvm:4").unwrap()),
+        unprivileged: true,
+        ..Default::default()
+    };
+    let upid = root.create_container("pve1", &create).await.unwrap();
+    root.wait_task(&upid, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let before = w.config("pve1", 250).await;
+    w.container("squatter", json!({"nodeRef": w.nodes[0], "vmid": 250}))
+        .await;
+    let ct = w
+        .wait("squatter", "stall on the conflict", 30, |ct| {
+            reason(ct, "Stalled").as_deref() == Some("Conflict")
+        })
+        .await;
+    let st = ct.status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Failed"));
+    let created = st.conditions.iter().find(|c| c.type_ == "Created").unwrap();
+    assert!(
+        created.message.contains("did not create") && created.message.contains("250"),
+        "{}",
+        created.message
+    );
+    assert_eq!(
+        w.config("pve1", 250).await,
+        before,
+        "config untouched (digest included)"
+    );
+    assert_eq!(
+        w.operator_writes(250),
+        Vec::<String>::new(),
+        "no mutating call on VMID 250"
+    );
+    assert!(w.events("squatter").await.iter().any(|(r, _)| r == "Conflict"));
+    // Deleting the object leaves the foreign container alone.
+    w.delete("squatter").await;
+    assert!(w.sim.admin().container(250).is_some());
+    assert_eq!(w.operator_writes(250), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn twenty_containers_over_three_nodes_get_distinct_vmids() {
+    let w = World::new("many", &["pve1", "pve2", "pve3"], |c| c).await;
+    let selector = json!({"site": w.ns});
+    let names: Vec<String> = (0..20).map(|i| format!("ct-{i:02}")).collect();
+    let started = std::time::Instant::now();
+    futures::future::join_all(names.iter().map(|n| {
+        w.container(
+            n,
+            json!({"nodeSelector": selector, "resources": {"memoryMiB": 256}, "network": [{"name": "eth0"}]}),
+        )
+    }))
+    .await;
+    let mut vmids = BTreeSet::new();
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for n in &names {
+        let ct = w.ready(n).await;
+        vmids.insert(vmid(&ct));
+        *per_node.entry(ct.status.unwrap().node.unwrap()).or_default() += 1;
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(vmids.len(), 20, "no VMID clash: {vmids:?}");
+    assert_eq!(w.sim.admin().containers().len(), 20, "no duplicate container");
+    assert_eq!(per_node.len(), 3, "spread over the three nodes: {per_node:?}");
+    let calls: Vec<usize> = vmids
+        .iter()
+        .map(|v| w.sim.admin().count_requests_for(*v))
+        .collect();
+    let writes: Vec<usize> = vmids.iter().map(|v| w.operator_writes(*v).len()).collect();
+    println!(
+        "20 containers Ready in {:.1}s over {per_node:?}; pve-sim calls per container: min {} avg {:.1} max {}; \
+         mutating calls per container: min {} max {}; total requests {}",
+        elapsed.as_secs_f64(),
+        calls.iter().min().unwrap(),
+        calls.iter().sum::<usize>() as f64 / 20.0,
+        calls.iter().max().unwrap(),
+        writes.iter().min().unwrap(),
+        writes.iter().max().unwrap(),
+        w.sim.admin().requests().len()
+    );
+    assert!(
+        writes.iter().all(|n| *n == 2),
+        "create + start per container, nothing else: {writes:?}"
+    );
+}

@@ -1,0 +1,310 @@
+//! Shared by the end-to-end container tests: the operator's controllers running in-process on a
+//! thread of their own (real API server, Postgres audit, Redis coordination), and a world per
+//! test — a namespace, a pve-sim, ProxmoxNodes and an LxcTemplate of its own.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use lxc_operator::audit::AuditStore;
+use lxc_operator::coordination::Coordinator;
+use lxc_operator::crd::{LxcContainer, LxcTemplate, ProxmoxNode};
+use lxc_operator::proxmox::tls::parse_fingerprint;
+use lxc_operator::proxmox::types::LxcConfig;
+use lxc_operator::proxmox::{ClientConfig, Credentials, ProxmoxClient, Secret as PveSecret, TlsTrust};
+use lxc_operator::runtime::controllers::ControllerSet;
+use pve_sim::{Config, PveSim};
+use serde_json::{Value, json};
+
+static OPERATOR: OnceLock<()> = OnceLock::new();
+
+/// Starts the controller set once per test binary, on a runtime that outlives every test.
+pub fn operator() {
+    OPERATOR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("operator runtime");
+            rt.block_on(async move {
+                let kube = test_world::control_plane().client().await;
+                let audit = AuditStore::connect(
+                    Some(&test_world::postgres().url()),
+                    std::path::Path::new("/nonexistent"),
+                )
+                .await
+                .expect("audit store");
+                let coordinator =
+                    Coordinator::connect(Some(&test_world::redis().url()), Duration::from_secs(10))
+                        .await
+                        .expect("coordinator");
+                let mut set = ControllerSet::new(kube, audit, coordinator);
+                set.identity = Some("e2e".into());
+                let _ = tx.send(());
+                set.run(std::future::pending()).await;
+            });
+        });
+        rx.recv().expect("operator started");
+    });
+}
+
+/// An audit store reading the trail the operator writes.
+pub async fn audit() -> AuditStore {
+    AuditStore::connect(
+        Some(&test_world::postgres().url()),
+        std::path::Path::new("/nonexistent"),
+    )
+    .await
+    .unwrap()
+}
+
+/// One test's world.
+pub struct World {
+    pub ns: String,
+    pub sim: PveSim,
+    pub kube: Client,
+    /// ProxmoxNode names, one per simulated node (`<ns>-pve1`, ...).
+    pub nodes: Vec<String>,
+    /// The LxcTemplate (no provisioning steps).
+    pub template: String,
+}
+
+impl World {
+    /// A namespace, a simulator with `pve_nodes`, ProxmoxNodes labelled `site=<ns>`, and a template.
+    pub async fn new(prefix: &str, pve_nodes: &[&str], cfg: impl FnOnce(Config) -> Config) -> World {
+        operator();
+        let kube = test_world::control_plane().client().await;
+        let ns = test_world::control_plane().namespace(prefix).await;
+        let sim = PveSim::start(cfg(
+            Config::default_with_nodes(pve_nodes).with_task_duration_ms(30)
+        ))
+        .await
+        .unwrap();
+        apply(
+            &kube,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token", "namespace": ns},
+                   "stringData": {"tokenId": sim.token_id(), "tokenSecret": sim.token_secret()}}),
+        )
+        .await;
+        let mut nodes = Vec::new();
+        for pve in pve_nodes {
+            let name = format!("{ns}-{pve}");
+            apply(
+                &kube,
+                json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "ProxmoxNode",
+                    "metadata": {"name": name, "labels": {"site": ns}},
+                    "spec": {"endpoint": sim.url(), "nodeName": pve, "pollIntervalSeconds": 5,
+                             "credentialsSecretRef": {"name": "token", "namespace": ns},
+                             "tls": {"fingerprintSha256": sim.fingerprint_sha256()},
+                             "vmidRange": {"min": 200, "max": 299}}}),
+            )
+            .await;
+            nodes.push(name);
+        }
+        let template = format!("{ns}-debian");
+        apply(
+            &kube,
+            json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate",
+                "metadata": {"name": template},
+                "spec": {"osTemplate": {"volid": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+                         "defaults": {"cores": 1, "memoryMiB": 512, "rootfsSizeGiB": 4, "tags": ["base"]}}}),
+        )
+        .await;
+        World {
+            ns,
+            sim,
+            kube,
+            nodes,
+            template,
+        }
+    }
+
+    pub fn api(&self) -> Api<LxcContainer> {
+        Api::namespaced(self.kube.clone(), &self.ns)
+    }
+
+    /// Applies an `LxcContainer` named `name` with `spec` (templateRef filled in if absent).
+    pub async fn container(&self, name: &str, mut spec: Value) -> LxcContainer {
+        if spec.get("templateRef").is_none() {
+            spec["templateRef"] = json!(self.template);
+        }
+        let obj = json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcContainer",
+            "metadata": {"name": name, "namespace": self.ns}, "spec": spec});
+        self.api()
+            .patch(name, &PatchParams::apply("e2e-test").force(), &Patch::Apply(&obj))
+            .await
+            .unwrap()
+    }
+
+    /// Merges `patch` into the container's spec.
+    pub async fn patch_spec(&self, name: &str, patch: Value) {
+        self.api()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": patch})),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits until `check` holds for the container (fails with the last status seen).
+    pub async fn wait(
+        &self,
+        name: &str,
+        what: &str,
+        secs: u64,
+        check: impl Fn(&LxcContainer) -> bool,
+    ) -> LxcContainer {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let mut last = None;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(ct) = self.api().get_opt(name).await.unwrap() {
+                if check(&ct) {
+                    return ct;
+                }
+                last = Some(ct);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "{name}: never {what} within {secs}s; last status: {}",
+            serde_json::to_string_pretty(&last.and_then(|c| c.status)).unwrap()
+        )
+    }
+
+    /// Waits for `Ready=True` at the current generation.
+    pub async fn ready(&self, name: &str) -> LxcContainer {
+        self.wait(name, "Ready", 90, |ct| {
+            ct.status.as_ref().is_some_and(|s| {
+                s.observed_generation == ct.metadata.generation
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
+        .await
+    }
+
+    /// Deletes the container and waits until the object is gone.
+    pub async fn delete(&self, name: &str) {
+        self.api().delete(name, &DeleteParams::default()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            if self.api().get_opt(name).await.unwrap().is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let ct = self.api().get(name).await.unwrap();
+        panic!("{name} was never deleted; status: {:?}", ct.status);
+    }
+
+    /// A root@pam ticket client for looking at (and tampering with) the simulator.
+    pub fn root(&self) -> ProxmoxClient {
+        let creds = Credentials::Password {
+            username: self.sim.username().into(),
+            password: PveSecret::new(self.sim.password()),
+        };
+        let tls = TlsTrust::PinnedSha256(parse_fingerprint(self.sim.fingerprint_sha256()).unwrap());
+        ProxmoxClient::new(ClientConfig::new(self.sim.url(), creds, tls)).unwrap()
+    }
+
+    /// The container's Proxmox config.
+    pub async fn config(&self, pve: &str, vmid: u32) -> LxcConfig {
+        self.root().container_config(pve, vmid).await.unwrap()
+    }
+
+    /// The Events about `name` (reasons).
+    pub async fn events(&self, name: &str) -> Vec<(String, String)> {
+        let events: Api<Event> = Api::namespaced(self.kube.clone(), &self.ns);
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
+    }
+
+    /// Mutating requests the operator (the API token) sent about `vmid`.
+    pub fn operator_writes(&self, vmid: u32) -> Vec<String> {
+        self.sim
+            .admin()
+            .requests()
+            .into_iter()
+            .filter(|r| r.vmid == Some(vmid) && r.method != "GET")
+            .filter(|r| r.identity.as_deref() == Some(self.sim.token_id()))
+            .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
+            .collect()
+    }
+
+    pub async fn template(&self) -> LxcTemplate {
+        Api::<LxcTemplate>::all(self.kube.clone())
+            .get(&self.template)
+            .await
+            .unwrap()
+    }
+
+    pub async fn node(&self, i: usize) -> ProxmoxNode {
+        Api::<ProxmoxNode>::all(self.kube.clone())
+            .get(&self.nodes[i])
+            .await
+            .unwrap()
+    }
+}
+
+/// Server-side applies any object.
+pub async fn apply(kube: &Client, obj: Value) {
+    let kind = obj["kind"].as_str().unwrap().to_string();
+    let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+    let pp = PatchParams::apply("e2e-test").force();
+    match kind.as_str() {
+        "Secret" => {
+            let ns = obj["metadata"]["namespace"].as_str().unwrap();
+            let s: Secret = serde_json::from_value(obj.clone()).unwrap();
+            Api::<Secret>::namespaced(kube.clone(), ns)
+                .patch(&name, &pp, &Patch::Apply(&s))
+                .await
+                .unwrap();
+        }
+        "ProxmoxNode" => {
+            Api::<ProxmoxNode>::all(kube.clone())
+                .patch(&name, &pp, &Patch::Apply(&obj))
+                .await
+                .unwrap();
+        }
+        "LxcTemplate" => {
+            Api::<LxcTemplate>::all(kube.clone())
+                .patch(&name, &pp, &Patch::Apply(&obj))
+                .await
+                .unwrap();
+        }
+        other => panic!("apply: unsupported kind {other}"),
+    }
+}
+
+/// The value of a condition's reason.
+pub fn reason(ct: &LxcContainer, type_: &str) -> Option<String> {
+    ct.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.reason.clone())
+}
+
+pub fn vmid(ct: &LxcContainer) -> u32 {
+    ct.status.as_ref().and_then(|s| s.vmid).expect("vmid in status") as u32
+}
+
+pub fn name_of(ct: &LxcContainer) -> String {
+    ct.name_any()
+}
