@@ -376,3 +376,195 @@ async fn twenty_containers_over_three_nodes_get_distinct_vmids() {
         "create + start per container, nothing else: {writes:?}"
     );
 }
+
+#[tokio::test]
+async fn drift_is_corrected_and_a_vanished_container_comes_back() {
+    let w = World::new("drift", &["pve1"], |c| c).await;
+    w.container(
+        "steady",
+        json!({"nodeRef": w.nodes[0], "resources": {"memoryMiB": 768}, "network": [{"name": "eth0"}]}),
+    )
+    .await;
+    let ct = w.ready("steady").await;
+    let id = vmid(&ct);
+    let uid = ct.metadata.uid.clone().unwrap();
+    let root = w.root();
+    // Behind the operator's back: memory changed, swap set (the spec leaves swap unset), stopped.
+    let cfg = root.container_config("pve1", id).await.unwrap();
+    root.update_container_config(
+        "pve1",
+        id,
+        &cfg.digest,
+        vec![("memory".into(), "256".into()), ("swap".into(), "64".into())],
+        &[],
+    )
+    .await
+    .unwrap();
+    let upid = root
+        .container_power("pve1", id, lxc_operator::proxmox::api::PowerAction::Stop)
+        .await
+        .unwrap();
+    root.wait_task(&upid, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    w.wait("steady", "correct the drift", 40, |_| {
+        w.sim.admin().container(id).is_some_and(|c| c.status == "running")
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while w.config("pve1", id).await.get("memory") != Some("768") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let cfg = w.config("pve1", id).await;
+    assert_eq!(cfg.get("memory"), Some("768"), "memory drift corrected");
+    assert_eq!(
+        cfg.get("swap"),
+        Some("64"),
+        "a field the spec leaves unset is not fought"
+    );
+    w.ready("steady").await;
+    let events = w.events("steady").await;
+    assert!(events.iter().any(|(r, _)| r == "DriftCorrected"), "{events:?}");
+    let trail = support::audit().await.by_object(&uid, 100).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.intent.operation == "update container config"
+                && r.intent.params.to_string().contains("768")),
+        "the correction is audited"
+    );
+
+    // Deleted behind our back: recreated on the same VMID, and reported.
+    let upid = root
+        .container_power("pve1", id, lxc_operator::proxmox::api::PowerAction::Stop)
+        .await
+        .unwrap();
+    root.wait_task(&upid, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let upid = root.destroy_container("pve1", id).await.unwrap();
+    root.wait_task(&upid, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    w.wait("steady", "be recreated", 40, |_| {
+        w.sim.admin().container(id).is_some_and(|c| c.status == "running")
+    })
+    .await;
+    let ct = w.ready("steady").await;
+    assert_eq!(vmid(&ct), id, "same VMID");
+    let events = w.events("steady").await;
+    assert!(events.iter().any(|(r, _)| r == "Recreating"), "{events:?}");
+}
+
+#[tokio::test]
+async fn missing_pieces_are_named_and_picked_up_when_they_appear() {
+    let w = World::new("missing", &["pve1"], |c| c).await;
+    w.container("early", json!({"nodeRef": "no-such-node"})).await;
+    let ct = w
+        .wait("early", "name the missing node", 20, |ct| {
+            reason(ct, "Resolved").as_deref() == Some("NodeNotFound")
+        })
+        .await;
+    let resolved = ct
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Resolved")
+        .unwrap();
+    assert!(resolved.message.contains("no-such-node"), "{}", resolved.message);
+    assert_eq!(
+        reason(&w.api().get("early").await.unwrap(), "Ready").as_deref(),
+        Some("NodeNotFound")
+    );
+    // A template that does not exist yet, then appears: the watch brings the container on.
+    w.container(
+        "later",
+        json!({"nodeRef": w.nodes[0], "templateRef": "tmpl-later"}),
+    )
+    .await;
+    w.wait("later", "name the missing template", 20, |ct| {
+        reason(ct, "Resolved").as_deref() == Some("TemplateNotFound")
+    })
+    .await;
+    let mut t = serde_json::to_value(w.template().await).unwrap();
+    t["metadata"] = json!({"name": "tmpl-later"});
+    t.as_object_mut().unwrap().remove("status");
+    support::apply(&w.kube, t).await;
+    w.ready("later").await;
+    // A namespace the node does not allow.
+    kube::Api::<lxc_operator::crd::ProxmoxNode>::all(w.kube.clone())
+        .patch(
+            &w.nodes[0],
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"allowedNamespaces": ["somewhere-else"]}})),
+        )
+        .await
+        .unwrap();
+    w.container("fenced", json!({"nodeRef": w.nodes[0]})).await;
+    w.wait("fenced", "be refused by namespace", 20, |ct| {
+        reason(ct, "Resolved").as_deref() == Some("NamespaceNotAllowed")
+    })
+    .await;
+    assert!(w.sim.admin().containers().len() == 1, "only `later` was created");
+}
+
+#[tokio::test]
+async fn proxmox_faults_end_in_convergence_without_duplicates() {
+    use pve_sim::faults::{ErrorKind, ErrorRule, LatencyRule, Match};
+    let w = World::new("faults", &["pve1"], |c| c).await;
+    let admin = w.sim.admin();
+    admin.add_error_rule(ErrorRule {
+        on: Match {
+            path_prefix: "/nodes/pve1/lxc".into(),
+            method: None,
+        },
+        rate: 0.25,
+        kind: ErrorKind::Unavailable,
+        message: None,
+    });
+    admin.add_latency(LatencyRule {
+        on: Match {
+            path_prefix: "/".into(),
+            method: None,
+        },
+        ms: 40,
+    });
+    // The first VMID the allocator will pick is held locked for a while.
+    admin.lock_ct(pve_sim::admin::LockRequest {
+        vmid: 200,
+        seconds: 3.0,
+        lock: None,
+    });
+    let names = ["f-1", "f-2", "f-3", "f-4"];
+    for n in names {
+        w.container(n, json!({"nodeRef": w.nodes[0], "network": [{"name": "eth0"}]}))
+            .await;
+    }
+    let mut vmids = BTreeSet::new();
+    for n in names {
+        vmids.insert(vmid(&w.ready(n).await));
+    }
+    assert_eq!(vmids.len(), 4);
+    assert_eq!(w.sim.admin().containers().len(), 4, "no duplicate");
+    let injected = w
+        .sim
+        .admin()
+        .requests()
+        .iter()
+        .filter(|r| r.status == 503)
+        .count();
+    assert!(injected > 0, "faults were injected");
+    for id in vmids {
+        let creates = w
+            .sim
+            .admin()
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.method == "POST" && r.path == "/nodes/pve1/lxc" && r.vmid == Some(id) && r.status == 200
+            })
+            .count();
+        assert_eq!(creates, 1, "VMID {id} created once");
+    }
+}

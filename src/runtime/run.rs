@@ -92,7 +92,8 @@ async fn shutdown_signal() {
 /// Runs the operator until SIGTERM.
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let client = kube_client(&config).await?;
-    let coordinator = Coordinator::connect(config.redis_url.as_deref(), Duration::from_secs(30)).await?;
+    // A crashed holder's lock frees itself after this long; it is renewed every third of it.
+    let coordinator = Coordinator::connect(config.redis_url.as_deref(), Duration::from_secs(12)).await?;
     tracing::info!(backend = coordinator.backend(), "coordination ready");
     let audit = AuditStore::connect(config.database_url.as_deref(), &config.sqlite_path).await?;
     tracing::info!(backend = audit.backend(), "audit store ready");

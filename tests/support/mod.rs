@@ -78,6 +78,15 @@ impl World {
     /// A namespace, a simulator with `pve_nodes`, ProxmoxNodes labelled `site=<ns>`, and a template.
     pub async fn new(prefix: &str, pve_nodes: &[&str], cfg: impl FnOnce(Config) -> Config) -> World {
         operator();
+        Self::without_operator(prefix, pve_nodes, cfg).await
+    }
+
+    /// The same world, for tests that run the operator as a process of their own.
+    pub async fn without_operator(
+        prefix: &str,
+        pve_nodes: &[&str],
+        cfg: impl FnOnce(Config) -> Config,
+    ) -> World {
         let kube = test_world::control_plane().client().await;
         let ns = test_world::control_plane().namespace(prefix).await;
         let sim = PveSim::start(cfg(
