@@ -434,18 +434,40 @@ async fn drift_is_corrected_and_a_vanished_container_comes_back() {
         "the correction is audited"
     );
 
-    // Deleted behind our back: recreated on the same VMID, and reported.
-    let upid = root
-        .container_power("pve1", id, lxc_operator::proxmox::api::PowerAction::Stop)
-        .await
-        .unwrap();
-    root.wait_task(&upid, std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
-    let upid = root.destroy_container("pve1", id).await.unwrap();
-    root.wait_task(&upid, std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
+    // Deleted behind our back: recreated on the same VMID, and reported. (The operator may
+    // start it again between our stop and destroy: repeat until the destroy goes through.)
+    for attempt in 0.. {
+        let stop = root
+            .container_power("pve1", id, lxc_operator::proxmox::api::PowerAction::Stop)
+            .await;
+        if let Ok(upid) = stop {
+            let _ = root.wait_task(&upid, std::time::Duration::from_secs(10)).await;
+        }
+        match root.destroy_container("pve1", id).await {
+            Ok(upid) => {
+                root.wait_task(&upid, std::time::Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                break;
+            }
+            Err(e) if attempt < 20 => eprintln!("destroy refused ({e}); again"),
+            Err(e) => {
+                let log: Vec<String> = w
+                    .sim
+                    .admin()
+                    .requests()
+                    .iter()
+                    .rev()
+                    .take(40)
+                    .map(|r| format!("{} {} {} {:?}", r.method, r.path, r.status, r.identity))
+                    .collect();
+                panic!(
+                    "could not destroy behind the operator's back: {e}\n{}",
+                    log.join("\n")
+                )
+            }
+        }
+    }
     w.wait("steady", "be recreated", 40, |_| {
         w.sim.admin().container(id).is_some_and(|c| c.status == "running")
     })

@@ -49,6 +49,7 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
         metrics: None,
         recorder: Some(lxc_operator::status::events::recorder(kube.clone(), None)),
         published: Default::default(),
+        probed: Default::default(),
         wake: Some(ContainerWake {
             containers: reader,
             sender: wake_tx,

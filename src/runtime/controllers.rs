@@ -85,6 +85,7 @@ impl ControllerSet {
             metrics: self.metrics.clone(),
             recorder: recorder(),
             published: Default::default(),
+            probed: Default::default(),
             wake: Some(containers.wake.clone()),
         };
         let template_ctx = TemplateCtx {

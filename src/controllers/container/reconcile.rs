@@ -227,6 +227,7 @@ pub fn prepare(ctx: ContainerCtx, concurrency: u16) -> Prepared {
         .with_config(Config::default().concurrency(concurrency));
     let store = controller.store();
     let (by_node, by_template) = (store.clone(), store.clone());
+    let readiness = crate::controllers::node::observe::ReadinessChanges::default();
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<LxcContainer>>();
     let woken = futures::stream::unfold(receiver, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
     let controller = controller
@@ -234,8 +235,12 @@ pub fn prepare(ctx: ContainerCtx, concurrency: u16) -> Prepared {
             Api::<ProxmoxNode>::all(kube.clone()),
             watcher::Config::default(),
             move |node: ProxmoxNode| {
-                // Only containers not Ready care about a node's probe; Ready ones hear of
-                // their own changes from the poll, so a poll costs no reconcile per container.
+                // Only a change of the node's readiness (or spec) matters, and only to containers
+                // not Ready: Ready ones hear of their own changes from the poll, so a poll costs
+                // no reconcile per container.
+                if !readiness.changed(&node) {
+                    return Vec::new();
+                }
                 let name = node.name_any();
                 by_node
                     .state()

@@ -150,14 +150,13 @@ mod tests {
 pub struct ClientCache(Arc<std::sync::Mutex<std::collections::HashMap<String, (String, ProxmoxClient)>>>);
 
 impl ClientCache {
-    /// The client of `node`, built on first use or after a change.
-    pub async fn get(
+    /// What a client of `node` is built from: the spec's generation and the credentials
+    /// Secret's resourceVersion.
+    pub async fn version(
         &self,
         kube: &Client,
         node: &crate::crd::ProxmoxNode,
-        metrics: Option<Arc<dyn Metrics>>,
-    ) -> Result<ProxmoxClient, ConnectError> {
-        use kube::ResourceExt;
+    ) -> Result<String, ConnectError> {
         let r = &node.spec.credentials_secret_ref;
         let secret_version = Api::<KubeSecret>::namespaced(kube.clone(), &r.namespace)
             .get_metadata_opt(&r.name)
@@ -168,10 +167,21 @@ impl ClientCache {
             })?
             .and_then(|m| m.metadata.resource_version)
             .unwrap_or_default();
-        let key = format!(
+        Ok(format!(
             "{}/{secret_version}",
             node.metadata.generation.unwrap_or_default()
-        );
+        ))
+    }
+
+    /// The client of `node`, built on first use or after a change.
+    pub async fn get(
+        &self,
+        kube: &Client,
+        node: &crate::crd::ProxmoxNode,
+        metrics: Option<Arc<dyn Metrics>>,
+    ) -> Result<ProxmoxClient, ConnectError> {
+        use kube::ResourceExt;
+        let key = self.version(kube, node).await?;
         let name = node.name_any();
         if let Some((k, c)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&name)
             && *k == key

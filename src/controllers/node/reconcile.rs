@@ -38,6 +38,10 @@ pub struct NodeCtx {
     /// The last Ready condition published per node uid: the watch cache may replay an object
     /// whose status predates our last write, and that must not publish the same Event again.
     pub published: Arc<Mutex<HashMap<String, (String, String)>>>,
+    /// When each node (by uid) was last probed, and with which spec generation and Secret
+    /// version: the status a probe writes comes back as a watch event, and that must not
+    /// probe again before the poll interval.
+    pub probed: Arc<Mutex<HashMap<String, (std::time::Instant, String)>>>,
     /// The `LxcContainer`s known to the operator and where to send the ones a poll must wake
     /// (the container controller reconciles what arrives there).
     pub wake: Option<ContainerWake>,
@@ -108,6 +112,25 @@ pub fn next_status(
 /// One reconcile of a `ProxmoxNode`.
 pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Action, NodeError> {
     let name = node.name_any();
+    let poll = Duration::from_secs(node.spec.poll_interval_seconds.max(5) as u64);
+    let uid = node.metadata.uid.clone().unwrap_or_default();
+    let version = ctx.clients.version(&ctx.kube, &node).await.unwrap_or_default();
+    let last = ctx
+        .probed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&uid)
+        .cloned();
+    if let Some((at, v)) = last
+        && v == version
+        && at.elapsed() < poll
+    {
+        return Ok(Action::requeue(poll - at.elapsed()));
+    }
+    ctx.probed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(uid, (std::time::Instant::now(), version));
     let outcome: Result<Probe, ProbeError> =
         match ctx.clients.get(&ctx.kube, &node, ctx.metrics.clone()).await {
             Ok(client) => probe(&client, &node.spec.node_name).await,
@@ -160,7 +183,6 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
                 source,
             })?;
     }
-    let poll = Duration::from_secs(node.spec.poll_interval_seconds.max(5) as u64);
     Ok(Action::requeue(poll))
 }
 

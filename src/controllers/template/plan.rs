@@ -13,6 +13,8 @@ pub enum Observed {
     Downloading { upid: String },
     /// The last download failed.
     DownloadFailed { upid: String, error: String },
+    /// The node could not be asked (e.g. its circuit breaker is open): decide nothing.
+    Unknown { error: String },
 }
 
 /// The decision.
@@ -36,6 +38,9 @@ pub fn decide(observed: &Observed, source: Option<&TemplateSource>, retry_failed
     match (observed, source) {
         (Observed::Present, _) => NodeAction::None,
         (Observed::Downloading { .. }, _) => NodeAction::Wait,
+        (Observed::Unknown { error }, _) => NodeAction::Report {
+            message: format!("cannot check the node: {error}"),
+        },
         (Observed::DownloadFailed { error, .. }, _) if !retry_failed => NodeAction::Report {
             message: format!("download failed: {error}"),
         },
@@ -83,6 +88,27 @@ pub fn node_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unanswered_question_starts_no_download() {
+        let source = TemplateSource {
+            appliance: Some("debian.tar.zst".into()),
+            ..Default::default()
+        };
+        let unknown = Observed::Unknown {
+            error: "circuit open".into(),
+        };
+        assert!(matches!(
+            decide(&unknown, Some(&source), true),
+            NodeAction::Report { .. }
+        ));
+        assert_eq!(
+            decide(&Observed::Missing, Some(&source), true),
+            NodeAction::DownloadAppliance {
+                template: "debian.tar.zst".into()
+            }
+        );
+    }
     use crate::crd::template::{ChecksumAlgorithm, UrlSource};
 
     fn appliance() -> TemplateSource {

@@ -90,10 +90,16 @@ async fn observe(
                 };
             }
             Ok(TaskState::Succeeded) => {}
-            Err(e) => {
+            Err(e) if e.class() == crate::proxmox::ErrorClass::TaskFailed => {
                 return Observed::DownloadFailed {
                     upid: upid.to_string(),
                     error: e.to_string(),
+                };
+            }
+            // Not an answer about the task: it may still run, so keep waiting on it.
+            Err(_) => {
+                return Observed::Downloading {
+                    upid: upid.to_string(),
                 };
             }
         }
@@ -102,10 +108,7 @@ async fn observe(
     match client.storage_content(node, storage, Some("vztmpl")).await {
         Ok(content) if content.iter().any(|c| c.volid == volid) => Observed::Present,
         Ok(_) => Observed::Missing,
-        Err(e) => Observed::DownloadFailed {
-            upid: String::new(),
-            error: e.to_string(),
-        },
+        Err(e) => Observed::Unknown { error: e.to_string() },
     }
 }
 
@@ -346,11 +349,17 @@ pub async fn run(ctx: TemplateCtx, shutdown: impl std::future::Future<Output = (
     let templates: Api<LxcTemplate> = Api::all(ctx.kube.clone());
     let controller = Controller::new(templates, watcher::Config::default());
     let store = controller.store();
+    let readiness = crate::controllers::node::observe::ReadinessChanges::default();
     controller
         .watches(
             Api::<ProxmoxNode>::all(ctx.kube.clone()),
             watcher::Config::default(),
-            move |_node: ProxmoxNode| {
+            move |node: ProxmoxNode| {
+                // A probe rewrites the node's status every poll; only a change of readiness
+                // (or of the spec) concerns the templates.
+                if !readiness.changed(&node) {
+                    return Vec::new();
+                }
                 store
                     .state()
                     .into_iter()
