@@ -21,10 +21,24 @@ use serde_json::{Value, json};
 
 static OPERATOR: OnceLock<()> = OnceLock::new();
 
-/// Starts the controller set once per test binary, on a runtime that outlives every test.
+/// Starts the controller set once per test binary, on a runtime that outlives every test, with
+/// the binary's Postgres and Redis.
 pub fn operator() {
+    operator_with(test_world::postgres().url(), test_world::redis().url());
+}
+
+/// Starts the controller set once per test binary with this audit database and Redis.
+pub fn operator_with(database_url: String, redis_url: String) {
     OPERATOR.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
+        if std::env::var("E2E_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    std::env::var("E2E_LOG").unwrap(),
+                ))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -33,16 +47,12 @@ pub fn operator() {
                 .expect("operator runtime");
             rt.block_on(async move {
                 let kube = test_world::control_plane().client().await;
-                let audit = AuditStore::connect(
-                    Some(&test_world::postgres().url()),
-                    std::path::Path::new("/nonexistent"),
-                )
-                .await
-                .expect("audit store");
-                let coordinator =
-                    Coordinator::connect(Some(&test_world::redis().url()), Duration::from_secs(10))
-                        .await
-                        .expect("coordinator");
+                let audit = AuditStore::connect(Some(&database_url), std::path::Path::new("/nonexistent"))
+                    .await
+                    .expect("audit store");
+                let coordinator = Coordinator::connect(Some(&redis_url), Duration::from_secs(10))
+                    .await
+                    .expect("coordinator");
                 let mut set = ControllerSet::new(kube, audit, coordinator);
                 set.identity = Some("e2e".into());
                 let _ = tx.send(());

@@ -45,10 +45,21 @@ pub async fn reconcile(ct: Arc<LxcContainer>, ctx: Arc<ContainerCtx>) -> Result<
     }
     ensure_finalizer(&ct, &ctx).await?;
     let uid = ct.metadata.uid.clone().unwrap_or_default();
-    let Some(lock) = ctx.coordinator.try_lock(&container_lock(&uid)).await? else {
-        return Ok(Action::requeue(Duration::from_secs(2)));
-    };
     let mut run = Run::new(&ct, &ctx);
+    let lock = match ctx.coordinator.try_lock(&container_lock(&uid)).await {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return Ok(Action::requeue(Duration::from_secs(2))),
+        Err(e) => {
+            // Without the lock nothing may change in Proxmox; say so and retry.
+            let halt = Halt::new(
+                types::READY,
+                "CoordinationUnavailable",
+                e.to_string(),
+                HaltKind::Transient,
+            );
+            return finish(run, Err(halt)).await;
+        }
+    };
     let result = walk(&mut run).await;
     if let Err(e) = lock.release().await {
         tracing::warn!(error = %e, "could not release the container lock (it expires)");
