@@ -12,5 +12,6 @@ pub mod crd;
 pub mod pipeline;
 pub mod proxmox;
 pub mod runtime;
+pub mod ssh;
 pub mod status;
 pub mod template;
