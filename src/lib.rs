@@ -10,6 +10,7 @@ pub mod controllers;
 pub mod coordination;
 pub mod crd;
 pub mod pipeline;
+pub mod provision;
 pub mod proxmox;
 pub mod runtime;
 pub mod ssh;
