@@ -98,29 +98,35 @@ impl Sshd {
         self.client_key.with_file_name("sshd.log")
     }
 
-    /// Generates and authorizes another client key whose sessions get `env` set by sshd
-    /// (`environment="NAME=value"` in `authorized_keys`; only `PATH` and `PVE_SIM_*` are
-    /// permitted). Returns the private key's path (OpenSSH format).
+    /// Generates and authorizes another client key (ed25519) whose sessions get `env` set by
+    /// sshd; see [`Sshd::authorize_public_key`]. Returns the private key's path (OpenSSH format).
     pub fn authorize_key_with_env(&self, env: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
-        for (name, value) in env {
-            anyhow::ensure!(
-                !name.is_empty() && !format!("{name}{value}").contains(['"', '\\', '\n', ',']),
-                "unsupported environment entry {name}={value}"
-            );
-        }
         let n = EXTRA_KEYS.fetch_add(1, Ordering::Relaxed);
         let key = self
             .client_key
             .with_file_name(format!("client{n}_{}_ed25519", std::process::id()));
         keygen(&key)?;
-        let public = std::fs::read_to_string(key.with_extension("pub"))?;
+        self.authorize_public_key(&std::fs::read_to_string(key.with_extension("pub"))?, env)?;
+        Ok(key)
+    }
+
+    /// Authorizes `public_key` (an `authorized_keys` line without options) with `env` set by
+    /// sshd in its sessions (`environment="NAME=value"`; only `PATH` and `PVE_SIM_*` are
+    /// permitted by the server).
+    pub fn authorize_public_key(&self, public_key: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        for (name, value) in env {
+            anyhow::ensure!(
+                !name.is_empty() && !format!("{name}{value}").contains(['"', '\\', '\n']),
+                "unsupported environment entry {name}={value}"
+            );
+        }
         let options: Vec<String> = env
             .iter()
             .map(|(name, value)| format!("environment=\"{name}={value}\""))
             .collect();
         let line = match options.is_empty() {
-            true => format!("{}\n", public.trim()),
-            false => format!("{} {}\n", options.join(","), public.trim()),
+            true => format!("{}\n", public_key.trim()),
+            false => format!("{} {}\n", options.join(","), public_key.trim()),
         };
         let _guard = AUTHORIZED_KEYS.lock().unwrap_or_else(|e| e.into_inner());
         use std::io::Write;
@@ -128,7 +134,7 @@ impl Sshd {
             .append(true)
             .open(self.client_key.with_file_name("authorized_keys"))?
             .write_all(line.as_bytes())?;
-        Ok(key)
+        Ok(())
     }
 
     /// An `ssh` command that logs in with the client key and checks the host key strictly.
