@@ -1,7 +1,8 @@
 //! Running the planned steps in a container: files (with their policy), packages (the
 //! container's own manager, index refreshed once), scripts (on standard input, with their
-//! environment and timeout). Progress is written to the marker after every step, so a crash
-//! or a lost status resumes where it stopped.
+//! environment and timeout). Progress is written to the marker after every package and
+//! script step and after each run of file steps, so a crash or a lost status resumes where it
+//! stopped.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -126,18 +127,27 @@ impl Run<'_> {
             .map(|s| (s.name.clone(), s.digest.clone()))
             .collect();
         self.write_marker(&all).await?;
-        for step in todo {
+        for (i, step) in todo.iter().enumerate() {
             tracing::info!(target = %self.target.name(), step = %step.name, "provisioning step");
-            match &step.action {
-                Action::File(file) => self.file(&step.name, file).await?,
-                Action::Packages { manager, packages } => {
-                    self.packages(&step.name, manager, packages).await?
-                }
-                Action::Script(script) => self.script(&step.name, script).await?,
+            let outcome = match &step.action {
+                Action::File(file) => self.file(&step.name, file).await,
+                Action::Packages { manager, packages } => self.packages(&step.name, manager, packages).await,
+                Action::Script(script) => self.script(&step.name, script).await,
+            };
+            if let Err(e) = outcome {
+                // Best effort: keep what was done before the failure.
+                let _ = self.write_marker(&all).await;
+                return Err(e);
             }
             self.report.ran.push(step.name.clone());
             self.report.done.push((step.name.clone(), step.digest.clone()));
-            self.write_marker(&all).await?;
+            // Writing a file again gives the same result (a Backup whose file already has the
+            // new content keeps the old copy), so a run of files is recorded once at its end;
+            // packages and scripts are recorded one by one.
+            let is_file = |s: Option<&Step>| s.is_some_and(|s| matches!(s.action, Action::File(_)));
+            if !(is_file(Some(step)) && is_file(todo.get(i + 1))) {
+                self.write_marker(&all).await?;
+            }
         }
         Ok(())
     }

@@ -5,8 +5,10 @@
 //! How `pct` on the SSH host finds this test's simulator: each world authorizes its own client
 //! key in sshd's `authorized_keys` with `environment="PATH=<infra/pve-sim/host>:..."` and
 //! `environment="PVE_SIM_ADMIN_URL=<this sim's admin URL>"` (sshd has `PermitUserEnvironment
-//! PATH,PVE_SIM_*`). Sessions of that key find the stand-in as plain `pct`, pointed at this
-//! simulator, while the operator's code runs exactly what it runs on a real host.
+//! PATH,HOME,PVE_SIM_*`). Sessions of that key find the stand-in as plain `pct`, pointed at this
+//! simulator, while the operator's code runs exactly what it runs on a real host. `HOME` points
+//! at an empty directory of the world, so the machine's own dotfiles for root (a `.bashrc`
+//! that the login shell sources for every SSH command) neither slow nor change the commands.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,9 +79,12 @@ impl World {
 
         let stand_in = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/pve-sim/host");
         let path = format!("{stand_in}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        let home = ct_root_dir.join("ssh-home");
+        std::fs::create_dir_all(&home).unwrap();
         let key_path = test_world::sshd()
             .authorize_key_with_env(&[
                 ("PATH", &path),
+                ("HOME", home.to_str().unwrap()),
                 ("PVE_SIM_ADMIN_URL", sim.admin_url()),
                 ("PVE_SIM_NODE", NODE),
             ])

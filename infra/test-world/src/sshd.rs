@@ -1,7 +1,7 @@
 //! An OpenSSH server from Debian's packages on a free loopback port, with a generated host key
 //! and a generated client key in `authorized_keys`. Further client keys can be authorized with
 //! their own session environment (sshd's `environment=` key option), which is how a test points
-//! the `pct` stand-in of one pve-sim at that simulator: `PATH` and `PVE_SIM_*` only.
+//! the `pct` stand-in of one pve-sim at that simulator: `PATH`, `HOME` and `PVE_SIM_*` only.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -63,7 +63,7 @@ fn start() -> anyhow::Result<Sshd> {
              AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n\
              MaxSessions 64\nMaxStartups 64\nSubsystem sftp internal-sftp\n\
-             PermitUserEnvironment PATH,PVE_SIM_*\n",
+             PermitUserEnvironment PATH,HOME,PVE_SIM_*\n",
             hk = host_key.display(),
             dir = dir.display()
         ),
@@ -111,8 +111,8 @@ impl Sshd {
     }
 
     /// Authorizes `public_key` (an `authorized_keys` line without options) with `env` set by
-    /// sshd in its sessions (`environment="NAME=value"`; only `PATH` and `PVE_SIM_*` are
-    /// permitted by the server).
+    /// sshd in its sessions (`environment="NAME=value"`; only `PATH`, `HOME` and `PVE_SIM_*`
+    /// are permitted by the server).
     pub fn authorize_public_key(&self, public_key: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
         for (name, value) in env {
             anyhow::ensure!(

@@ -351,3 +351,27 @@ fn timeouts_are_transient() {
         "step script:x: pct exec 1 /bin/sh on h: no result after 5s"
     );
 }
+
+#[tokio::test]
+async fn a_run_of_files_is_recorded_once_scripts_one_by_one() {
+    let t = Fake::default();
+    let r = ResolvedProvisioning {
+        files: vec![
+            file("/etc/a", FilePolicy::Replace, "a"),
+            file("/etc/b", FilePolicy::Replace, "b"),
+            file("/etc/c", FilePolicy::Replace, "c"),
+        ],
+        scripts: vec![script("one", "true\n"), script("two", "true\n")],
+        ..Default::default()
+    };
+    run(&t, &r, &[]).await;
+    let pushes = t.pushes.lock().unwrap().clone();
+    let marker_writes: Vec<usize> = pushes
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| *p == MARKER_PATH)
+        .map(|(i, _)| i)
+        .collect();
+    // a, b, c, marker, copy of one, marker, copy of two, marker
+    assert_eq!(marker_writes, [3, 5, 7], "{pushes:?}");
+}
