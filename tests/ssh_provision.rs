@@ -245,7 +245,7 @@ async fn a_failing_script_stops_the_run_with_its_code_and_output_tail() {
     // A script past its timeout is killed inside the container.
     let slow = ResolvedProvisioning {
         scripts: vec![{
-            let mut s = script("slow", "sleep 3\ntouch \"${PCT_ROOT:?}/root/late\"\n", &[]);
+            let mut s = script("slow", "sleep 6\ntouch \"${PCT_ROOT:?}/root/late\"\n", &[]);
             s.timeout_seconds = 1;
             s
         }],
@@ -254,7 +254,7 @@ async fn a_failing_script_stops_the_run_with_its_code_and_output_tail() {
     let started = Instant::now();
     let failure = provision(&ct, &slow, &[], &options()).await.unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(6),
         "{:?}",
         started.elapsed()
     );
@@ -264,7 +264,7 @@ async fn a_failing_script_stops_the_run_with_its_code_and_output_tail() {
         "{:?}",
         failure.error
     );
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    tokio::time::sleep_until((started + Duration::from_secs(7)).into()).await;
     assert!(
         !root.join("root/late").exists(),
         "the script was killed, not left running"

@@ -1,12 +1,14 @@
 //! SSH to the Proxmox hosts: the door for what the API cannot do (`pct push`, `pct exec`,
 //! `pct pull` inside containers). It knows nothing of Kubernetes.
 //!
-//! `client` holds the connection (pinned host key, public-key auth, retries, a session cap,
-//! reconnects); `pct` the container commands on top; `pool` one host per node; `quote` turns
-//! argument vectors into command lines no shell re-interprets; `key` the client key and the
-//! host-key fingerprint; `output` what a command returned; `error` what went wrong.
+//! `connect` opens a connection (pinned host key, public-key auth, retries); `client` keeps
+//! it (one per host, a session cap, reconnects) and runs commands; `pct` the container
+//! commands on top; `pool` one host per node; `quote` turns argument vectors into command
+//! lines no shell re-interprets; `key` the client key and the host-key fingerprint; `output`
+//! what a command returned; `error` what went wrong.
 
 mod client;
+mod connect;
 mod error;
 mod key;
 mod output;
@@ -14,7 +16,8 @@ mod pct;
 mod pool;
 mod quote;
 
-pub use client::{ConnectRetry, SshConfig, SshHost, SshStats};
+pub use client::{SshHost, SshStats};
+pub use connect::{ConnectRetry, SshConfig};
 pub use error::{Error, ErrorKind};
 pub use key::{ClientKey, HostKeyFingerprint};
 pub use output::{ExecOutput, MAX_CAPTURE};

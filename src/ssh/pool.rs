@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::client::{SshConfig, SshHost};
+use super::client::SshHost;
+use super::connect::SshConfig;
 use super::key::ClientKey;
 
 /// What a pooled connection was made for; any change means a new connection.
