@@ -1,9 +1,12 @@
 //! An OpenSSH server from Debian's packages on a free loopback port, with a generated host key
-//! and a generated client key in `authorized_keys`. Later issues put a `pct` stand-in on its PATH.
+//! and a generated client key in `authorized_keys`. Further client keys can be authorized with
+//! their own session environment (sshd's `environment=` key option), which is how a test points
+//! the `pct` stand-in of one pve-sim at that simulator: `PATH`, `HOME` and `PVE_SIM_*` only.
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::process::{free_port, port_open, run, scratch_dir, spawn_watched, wait_until};
@@ -59,7 +62,8 @@ fn start() -> anyhow::Result<Sshd> {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {dir}/sshd.pid\n\
              AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n\
-             MaxSessions 64\nMaxStartups 64\nSubsystem sftp internal-sftp\n",
+             MaxSessions 64\nMaxStartups 64\nSubsystem sftp internal-sftp\n\
+             PermitUserEnvironment PATH,HOME,PVE_SIM_*\n",
             hk = host_key.display(),
             dir = dir.display()
         ),
@@ -83,7 +87,56 @@ fn start() -> anyhow::Result<Sshd> {
     })
 }
 
+/// Serializes appends to `authorized_keys` between the tests of one binary.
+static AUTHORIZED_KEYS: Mutex<()> = Mutex::new(());
+static EXTRA_KEYS: AtomicU32 = AtomicU32::new(0);
+
 impl Sshd {
+    /// The server's log (sshd runs with `-e`: one line per connection event, e.g.
+    /// `Accepted publickey for root ... ED25519 SHA256:...`).
+    pub fn log_path(&self) -> PathBuf {
+        self.client_key.with_file_name("sshd.log")
+    }
+
+    /// Generates and authorizes another client key (ed25519) whose sessions get `env` set by
+    /// sshd; see [`Sshd::authorize_public_key`]. Returns the private key's path (OpenSSH format).
+    pub fn authorize_key_with_env(&self, env: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
+        let n = EXTRA_KEYS.fetch_add(1, Ordering::Relaxed);
+        let key = self
+            .client_key
+            .with_file_name(format!("client{n}_{}_ed25519", std::process::id()));
+        keygen(&key)?;
+        self.authorize_public_key(&std::fs::read_to_string(key.with_extension("pub"))?, env)?;
+        Ok(key)
+    }
+
+    /// Authorizes `public_key` (an `authorized_keys` line without options) with `env` set by
+    /// sshd in its sessions (`environment="NAME=value"`; only `PATH`, `HOME` and `PVE_SIM_*`
+    /// are permitted by the server).
+    pub fn authorize_public_key(&self, public_key: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        for (name, value) in env {
+            anyhow::ensure!(
+                !name.is_empty() && !format!("{name}{value}").contains(['"', '\\', '\n']),
+                "unsupported environment entry {name}={value}"
+            );
+        }
+        let options: Vec<String> = env
+            .iter()
+            .map(|(name, value)| format!("environment=\"{name}={value}\""))
+            .collect();
+        let line = match options.is_empty() {
+            true => format!("{}\n", public_key.trim()),
+            false => format!("{} {}\n", options.join(","), public_key.trim()),
+        };
+        let _guard = AUTHORIZED_KEYS.lock().unwrap_or_else(|e| e.into_inner());
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.client_key.with_file_name("authorized_keys"))?
+            .write_all(line.as_bytes())?;
+        Ok(())
+    }
+
     /// An `ssh` command that logs in with the client key and checks the host key strictly.
     pub fn ssh(&self) -> Command {
         let known_hosts = self.client_key.with_file_name("known_hosts");
