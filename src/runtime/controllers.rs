@@ -43,7 +43,9 @@ impl ControllerSet {
             container_concurrency: 16,
             observations: Observations::default(),
             clients: ClientCache::default(),
-            provisioner: None,
+            provisioner: Some(Arc::new(
+                crate::controllers::container::ssh::SshProvisioner::default(),
+            )),
         }
     }
 

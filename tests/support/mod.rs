@@ -280,6 +280,36 @@ impl World {
     }
 }
 
+/// Authorizes a fresh client key on the test world's sshd whose sessions reach `sim`'s `pct`
+/// stand-in as the Proxmox host `pve_node` (see tests/ssh_provision/world.rs); returns the
+/// private key's text and the ProxmoxNode `spec.ssh` for it (minus the key reference).
+pub fn ssh_host_for(sim: &PveSim, pve_node: &str, scratch: &std::path::Path) -> (String, Value) {
+    let stand_in = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/pve-sim/host");
+    let path = format!("{stand_in}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let home = scratch.join("ssh-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let sshd = test_world::sshd();
+    let key = sshd
+        .authorize_key_with_env(&[
+            ("PATH", &path),
+            ("HOME", home.to_str().unwrap()),
+            ("PVE_SIM_ADMIN_URL", sim.admin_url()),
+            ("PVE_SIM_NODE", pve_node),
+        ])
+        .unwrap();
+    let ssh = json!({"host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
+                     "hostKeyFingerprint": sshd.host_key_fingerprint, "maxSessions": 4});
+    (std::fs::read_to_string(key).unwrap(), ssh)
+}
+
+/// A scratch directory for container roots.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lxc-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Server-side applies any object.
 pub async fn apply(kube: &Client, obj: Value) {
     let kind = obj["kind"].as_str().unwrap().to_string();

@@ -10,7 +10,13 @@ pub fn path(cfg: &Config, vmid: u32) -> Option<PathBuf> {
     cfg.ct_root_dir.as_ref().map(|d| d.join(vmid.to_string()))
 }
 
-/// Creates the skeleton: /etc (hostname, os-release), /root, /tmp, /var/log.
+/// The accounts every Debian standard template has (a subset), so owners like `www-data`
+/// resolve inside the container as they would on a real one.
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\ndaemon:x:1:\nwww-data:x:33:\nnogroup:x:65534:\n";
+
+/// Creates the skeleton: /etc (hostname, os-release, passwd, group), /root, /tmp, /var/log.
 pub fn create(cfg: &Config, vmid: u32, conf: &BTreeMap<String, String>) -> std::io::Result<()> {
     let Some(root) = path(cfg, vmid) else {
         return Ok(());
@@ -23,6 +29,8 @@ pub fn create(cfg: &Config, vmid: u32, conf: &BTreeMap<String, String>) -> std::
         .cloned()
         .unwrap_or_else(|| format!("CT{vmid}"));
     std::fs::write(root.join("etc/hostname"), format!("{hostname}\n"))?;
+    std::fs::write(root.join("etc/passwd"), PASSWD)?;
+    std::fs::write(root.join("etc/group"), GROUP)?;
     let ostype = conf.get("ostype").map_or("debian", String::as_str);
     std::fs::write(
         root.join("etc/os-release"),

@@ -14,6 +14,7 @@ pub mod provision;
 pub mod reconcile;
 pub mod run;
 pub mod settle;
+pub mod ssh;
 pub mod tune;
 
 pub use context::ContainerCtx;

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::locate::Target;
 use super::run::{Halt, HaltKind, Run, phase};
+use crate::crd::provisioning::ServiceSpec;
 use crate::template::digest::ResolvedProvisioning;
 use crate::template::resolve::resolve;
 
@@ -22,6 +23,21 @@ pub trait Provisioner: Send + Sync {
         vmid: u32,
         steps: &ResolvedProvisioning,
     ) -> Result<(), Halt>;
+
+    /// Reads the declared `services` of a running container into status (and their
+    /// credentials into the container's credentials Secret).
+    async fn observe(
+        &self,
+        run: &mut Run<'_>,
+        target: &Target,
+        vmid: u32,
+        services: &[ServiceSpec],
+    ) -> Result<(), Halt>;
+}
+
+/// The services the template declares.
+pub fn services(target: &Target) -> &[ServiceSpec] {
+    &target.template.spec.services
 }
 
 /// The template's steps then the container's, resolved.
@@ -81,5 +97,22 @@ pub async fn provision(run: &mut Run<'_>, target: &Target, vmid: u32, running: b
             "this operator build has no provisioner",
             HaltKind::Blocked,
         )),
+    }
+}
+
+/// Reads the template's declared services (and credentials) of a running container.
+pub async fn observe_services(
+    run: &mut Run<'_>,
+    target: &Target,
+    vmid: u32,
+    running: bool,
+) -> Result<(), Halt> {
+    let declared = services(target);
+    if !running || declared.is_empty() || target.node.spec.ssh.is_none() {
+        return Ok(());
+    }
+    match run.ctx.provisioner.clone() {
+        Some(p) => p.observe(run, target, vmid, declared).await,
+        None => Ok(()),
     }
 }

@@ -77,7 +77,8 @@ async fn walk(run: &mut Run<'_>) -> Result<(), Halt> {
     let running = tune::configure(run, &target, &desired, &config).await?;
     let running = power::power(run, &target, vmid, running).await?;
     provision::provision(run, &target, vmid, running).await?;
-    discover::discover(run, &target, &desired, running).await
+    discover::discover(run, &target, &desired, running).await?;
+    provision::observe_services(run, &target, vmid, running).await
 }
 
 async fn ensure_finalizer(ct: &LxcContainer, ctx: &ContainerCtx) -> Result<(), kube::Error> {
@@ -134,7 +135,12 @@ async fn finish(mut run: Run<'_>, result: Result<(), Halt>) -> Result<Action, Co
                 PowerState::Running => "Ready",
                 PowerState::Stopped => "Stopped",
             };
-            (Outcome::Ready, Action::requeue(RESYNC), phase)
+            // Declared services are looked at again now and then; the rest waits for drift.
+            let next = match run.status.services.is_empty() {
+                true => RESYNC,
+                false => super::ssh::SERVICE_REFRESH,
+            };
+            (Outcome::Ready, Action::requeue(next), phase)
         }
         Err(h) => {
             run.fail(h);

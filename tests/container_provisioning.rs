@@ -1,0 +1,445 @@
+//! Containers provisioned over SSH (the test world's OpenSSH server with pve-sim's `pct`
+//! stand-in as the Proxmox host), and the examples applied with kubectl, end to end.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use lxc_operator::crd::LxcContainer;
+use lxc_operator::pipeline::ownership::parse_tags;
+use lxc_operator::proxmox::property::{Net, Volume};
+use serde_json::{Value, json};
+use support::{World, reason, vmid};
+
+/// The examples, pointed at this test's simulator and sshd.
+fn examples(sim: &pve_sim::PveSim, ssh: &Value, key: &str) -> Vec<Value> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let mut v: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if v.is_null() {
+                continue;
+            }
+            match (
+                v["kind"].as_str().unwrap(),
+                v["metadata"]["name"].as_str().unwrap(),
+            ) {
+                ("Secret", "pve1-credentials") => v["stringData"]["tokenSecret"] = json!(sim.token_secret()),
+                ("Secret", "pve1-ssh") => v["stringData"]["ssh-privatekey"] = json!(key),
+                ("ProxmoxNode", _) => {
+                    v["spec"]["endpoint"] = json!(sim.url());
+                    v["spec"]["tls"]["fingerprintSha256"] = json!(sim.fingerprint_sha256());
+                    let key_ref = v["spec"]["ssh"]["privateKeySecretRef"].clone();
+                    v["spec"]["ssh"] = ssh.clone();
+                    v["spec"]["ssh"]["privateKeySecretRef"] = key_ref;
+                    v["spec"]["pollIntervalSeconds"] = json!(5);
+                }
+                _ => {}
+            }
+            docs.push(v);
+        }
+    }
+    docs
+}
+
+fn has_ready(ct: &LxcContainer) -> bool {
+    ct.status.as_ref().is_some_and(|s| {
+        s.observed_generation == ct.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_examples_reach_ready_through_kubectl_and_match_proxmox() {
+    support::operator();
+    let roots = support::scratch("examples");
+    let mut cfg = pve_sim::Config::default_with_nodes(&["pve1"]).with_task_duration_ms(30);
+    cfg.ct_root_dir = Some(roots.clone());
+    cfg.templates
+        .push("local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz".into());
+    let sim = pve_sim::PveSim::start(cfg).await.unwrap();
+    let (key, ssh) = support::ssh_host_for(&sim, "pve1", &roots);
+    let manifests = roots.join("manifests.yaml");
+    let docs = examples(&sim, &ssh, &key);
+    let yaml: Vec<String> = docs
+        .iter()
+        .map(|d| serde_yaml_ng::to_string(d).unwrap())
+        .collect();
+    std::fs::write(&manifests, yaml.join("---\n")).unwrap();
+    let cp = test_world::control_plane();
+    let out = cp
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(&manifests)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let containers: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "LxcContainer").collect();
+    assert!(
+        containers.len() >= 3,
+        "the examples hold the web, static and stopped containers"
+    );
+    let kube = cp.client().await;
+    let mut waited = Vec::new();
+    for spec_doc in &containers {
+        let name = spec_doc["metadata"]["name"].as_str().unwrap();
+        let ns = spec_doc["metadata"]["namespace"].as_str().unwrap_or("default");
+        let out = cp
+            .kubectl()
+            .args([
+                "wait",
+                "--for=condition=Ready",
+                "--timeout=120s",
+                "-n",
+                ns,
+                "lxc",
+                name,
+            ])
+            .output()
+            .unwrap();
+        let ct = Api::<LxcContainer>::namespaced(kube.clone(), ns)
+            .get(name)
+            .await
+            .unwrap();
+        assert!(
+            out.status.success() && has_ready(&ct),
+            "{name}: kubectl wait: {}; status: {}",
+            String::from_utf8_lossy(&out.stderr),
+            serde_json::to_string_pretty(&ct.status).unwrap()
+        );
+        waited.push((spec_doc, ct));
+    }
+
+    let root = lxc_operator::proxmox::ProxmoxClient::new(lxc_operator::proxmox::ClientConfig::new(
+        sim.url(),
+        lxc_operator::proxmox::Credentials::Password {
+            username: sim.username().into(),
+            password: lxc_operator::proxmox::Secret::new(sim.password()),
+        },
+        lxc_operator::proxmox::TlsTrust::PinnedSha256(
+            lxc_operator::proxmox::tls::parse_fingerprint(sim.fingerprint_sha256()).unwrap(),
+        ),
+    ))
+    .unwrap();
+    let template = |name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == "LxcTemplate" && d["metadata"]["name"] == name)
+            .unwrap()
+    };
+    for (doc, ct) in &waited {
+        let spec = &doc["spec"];
+        let t = &template(spec["templateRef"].as_str().unwrap())["spec"]["defaults"];
+        let id = vmid(ct);
+        let cfg = root.container_config("pve1", id).await.unwrap();
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        let num = |v: &Value| v.as_i64().map(|n| n.to_string());
+        // Each field: the spec's value, else the template's default.
+        let pick = |a: &Value, b: &Value| num(a).or(num(b));
+        assert_eq!(
+            cfg.get("hostname"),
+            Some(spec["hostname"].as_str().unwrap_or(name)),
+            "{name} hostname"
+        );
+        assert_eq!(
+            cfg.get("cores").map(String::from),
+            pick(&spec["resources"]["cores"], &t["cores"]),
+            "{name} cores"
+        );
+        assert_eq!(
+            cfg.get("memory").map(String::from),
+            pick(&spec["resources"]["memoryMiB"], &t["memoryMiB"]),
+            "{name} memory"
+        );
+        if let Some(swap) = pick(&spec["resources"]["swapMiB"], &t["swapMiB"]) {
+            assert_eq!(cfg.get("swap"), Some(swap.as_str()), "{name} swap");
+        }
+        let rootfs = Volume::parse(cfg.get("rootfs").unwrap()).unwrap();
+        let want = pick(&spec["rootfs"]["sizeGiB"], &t["rootfsSizeGiB"]).unwrap_or("4".into());
+        assert_eq!(
+            rootfs.size_gib().map(|g| g.to_string()),
+            Some(want),
+            "{name} rootfs"
+        );
+        if let Some(v) = spec["vmid"].as_u64() {
+            assert_eq!(u64::from(id), v, "{name} vmid");
+        }
+        for (i, nic) in spec["network"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let net = Net::parse(cfg.get(&format!("net{i}")).unwrap()).unwrap();
+            assert_eq!(net.name, nic["name"].as_str().unwrap());
+            assert_eq!(
+                net.bridge.as_deref(),
+                Some(nic["bridge"].as_str().unwrap_or("vmbr0"))
+            );
+            assert_eq!(net.tag.map(i64::from), nic["vlan"].as_i64(), "{name} vlan");
+            match nic["ipv4"]["mode"].as_str() {
+                Some("Static") => {
+                    assert_eq!(net.ip.as_deref(), nic["ipv4"]["address"].as_str());
+                    assert_eq!(net.gw.as_deref(), nic["ipv4"]["gateway"].as_str());
+                }
+                _ => assert_eq!(net.ip.as_deref(), Some("dhcp")),
+            }
+            if nic["ipv6"]["mode"] == "Static" {
+                assert_eq!(net.ip6.as_deref(), nic["ipv6"]["address"].as_str());
+            }
+        }
+        for (i, mp) in spec["mountPoints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let v = Volume::parse(cfg.get(&format!("mp{i}")).unwrap()).unwrap();
+            assert_eq!(v.mp.as_deref(), mp["path"].as_str());
+            assert_eq!(v.size_gib().map(|g| g as i64), mp["sizeGiB"].as_i64());
+        }
+        let tags: BTreeSet<String> = parse_tags(cfg.get("tags").unwrap()).into_iter().collect();
+        for tag in spec["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(t["tags"].as_array().into_iter().flatten())
+        {
+            assert!(tags.contains(tag.as_str().unwrap()), "{name} tag {tag}");
+        }
+        let running = sim.admin().container(id).unwrap().status == "running";
+        assert_eq!(running, spec["powerState"] != "Stopped", "{name} power");
+    }
+
+    // The web example was provisioned: files with content and mode, packages, the script.
+    let (_, web) = waited
+        .iter()
+        .find(|(d, _)| d["metadata"]["name"] == "web-1")
+        .unwrap();
+    let ct_root = roots.join(vmid(web).to_string());
+    let motd = ct_root.join("etc/motd");
+    assert_eq!(
+        std::fs::read_to_string(&motd).unwrap(),
+        "Managed by lxc-operator.\n"
+    );
+    assert_eq!(
+        std::fs::metadata(&motd).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let index = std::fs::read_to_string(ct_root.join("var/www/html/index.html")).unwrap();
+    assert!(index.contains("hello from lxc-operator"));
+    let packages = std::fs::read_to_string(ct_root.join("var/log/pve-sim-packages.log")).unwrap();
+    assert!(
+        packages.contains("nginx") && packages.contains("curl"),
+        "{packages}"
+    );
+    let steps = &web.status.as_ref().unwrap().provisioned_steps;
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "file:/etc/motd",
+            "file:/var/www/html/index.html",
+            "packages:apt",
+            "script:enable-nginx"
+        ]
+    );
+    let services = &web.status.as_ref().unwrap().services;
+    assert_eq!(
+        services.first().map(|s| s.name.as_str()),
+        Some("nginx.service"),
+        "{services:?}"
+    );
+}
+
+#[tokio::test]
+async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret() {
+    let roots = support::scratch("provision");
+    let root_dir = roots.clone();
+    let w = World::new("prov", &["pve1"], move |mut c| {
+        c.ct_root_dir = Some(root_dir);
+        c
+    })
+    .await;
+    let (key, ssh) = support::ssh_host_for(&w.sim, "pve1", &roots);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssh", "namespace": w.ns},
+               "stringData": {"key": key}}),
+    )
+    .await;
+    let mut ssh = ssh;
+    ssh["privateKeySecretRef"] = json!({"name": "ssh", "namespace": w.ns, "key": "key"});
+    Api::<lxc_operator::crd::ProxmoxNode>::all(w.kube.clone())
+        .patch(
+            &w.nodes[0],
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ssh": ssh}})),
+        )
+        .await
+        .unwrap();
+    const SECRET: &str = "s3cr3t-Value-7f1d";
+    let template = format!("{}-app", w.ns);
+    let script = |n: u32| format!("echo run >> \"$PCT_ROOT/var/log/{{name}}.runs\"\necho version {n}\n");
+    let template_spec = |first: &str, fail: bool| {
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate", "metadata": {"name": template},
+            "spec": {"osTemplate": {"volid": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+                "files": [{"path": "/etc/app.conf", "mode": "0600", "content": "port=8080\n"}],
+                "packages": {"apt": ["nginx"]},
+                "scripts": [
+                    {"name": "first", "content": first.replace("{name}", "first")},
+                    {"name": "second", "env": [{"name": "GREETING", "value": "hi there"}],
+                     "content": format!("{}echo \"$GREETING\" > \"$PCT_ROOT/var/log/greeting\"\n{}",
+                        script(1).replace("{name}", "second"),
+                        if fail { "echo about to fail; echo broken >&2; exit 7\n" } else { "" })},
+                    {"name": "credentials", "content": format!(
+                        "mkdir -p \"$PCT_ROOT/etc/infrahaus/credentials\"\nprintf 'USER=admin\\nPASSWORD={SECRET}\\n' > \"$PCT_ROOT/etc/infrahaus/credentials/nginx.env\"\n")}
+                ],
+                "services": [{"name": "nginx.service", "ports": [80]}]}})
+    };
+    support::apply(&w.kube, template_spec(&script(1), false)).await;
+    w.container("app", json!({"nodeRef": w.nodes[0], "templateRef": template}))
+        .await;
+    let ct = w.ready("app").await;
+    let id = vmid(&ct);
+    let ct_root = roots.join(id.to_string());
+    let runs = |n: &str| {
+        std::fs::read_to_string(ct_root.join(format!("var/log/{n}.runs")))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!((runs("first"), runs("second")), (1, 1));
+    assert_eq!(
+        std::fs::read_to_string(ct_root.join("var/log/greeting")).unwrap(),
+        "hi there\n"
+    );
+    assert_eq!(
+        std::fs::metadata(ct_root.join("etc/app.conf"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let st = ct.status.clone().unwrap();
+    assert_eq!(st.provisioned_steps.len(), 5, "{:?}", st.provisioned_steps);
+    assert_eq!(
+        st.credentials_secret_ref.as_ref().map(|r| r.name.as_str()),
+        Some("app-credentials")
+    );
+    let secret = Api::<Secret>::namespaced(w.kube.clone(), &w.ns)
+        .get("app-credentials")
+        .await
+        .unwrap();
+    let data = secret.data.clone().unwrap();
+    assert_eq!(
+        data.get("nginx.PASSWORD").map(|b| b.0.as_slice()),
+        Some(SECRET.as_bytes())
+    );
+    assert_eq!(
+        data.get("nginx.USER").map(|b| b.0.as_slice()),
+        Some(b"admin".as_slice())
+    );
+    let owner = &secret.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("LxcContainer", ct.metadata.uid.as_deref().unwrap())
+    );
+
+    // Another reconcile runs nothing.
+    w.api()
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"poke": "1"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!((runs("first"), runs("second")), (1, 1), "nothing ran again");
+
+    // A changed script re-runs that script only.
+    support::apply(&w.kube, template_spec(&script(2), false)).await;
+    w.wait("app", "re-run the changed script", 60, |_| runs("first") == 2)
+        .await;
+    w.ready("app").await;
+    assert_eq!(runs("second"), 1, "the unchanged script did not run");
+    let packages = std::fs::read_to_string(ct_root.join("var/log/pve-sim-packages.log")).unwrap();
+    assert_eq!(
+        packages.matches("install").count(),
+        1,
+        "packages installed once: {packages}"
+    );
+
+    // A failing script: its exit code and output tail in the condition.
+    support::apply(&w.kube, template_spec(&script(2), true)).await;
+    let ct = w
+        .wait("app", "report the failing step", 60, |ct| {
+            reason(ct, "Provisioned").as_deref() == Some("StepFailed")
+        })
+        .await;
+    let cond = ct
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Provisioned")
+        .unwrap()
+        .clone();
+    assert!(
+        cond.message.contains("script:second") && cond.message.contains("7"),
+        "{}",
+        cond.message
+    );
+    assert!(
+        cond.message.contains("broken") && cond.message.contains("about to fail"),
+        "{}",
+        cond.message
+    );
+
+    // The credential never left its Secret: not in status, Events or the audit trail.
+    let status = serde_json::to_string(&w.api().get("app").await.unwrap().status).unwrap();
+    assert!(!status.contains(SECRET));
+    let events = w.events("app").await;
+    assert!(
+        events
+            .iter()
+            .all(|(r, m)| !r.contains(SECRET) && !m.contains(SECRET))
+    );
+    let trail = support::audit()
+        .await
+        .by_object(ct.metadata.uid.as_deref().unwrap(), 200)
+        .await
+        .unwrap();
+    assert!(!trail.is_empty());
+    assert!(
+        !serde_json::to_string(&trail).unwrap().contains(SECRET),
+        "no secret in the audit trail"
+    );
+    let all = Api::<k8s_openapi::api::core::v1::Event>::all(w.kube.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(!serde_json::to_string(&all.items).unwrap().contains(SECRET));
+}
