@@ -77,13 +77,7 @@ async fn a_restarted_operator_adopts_instead_of_creating_again() {
     second.kill().unwrap();
     second.wait().unwrap();
     assert_eq!(vmid(&ct), id, "the VMID recorded before the create call");
-    let creates = w
-        .sim
-        .admin()
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.path == "/nodes/pve1/lxc")
-        .count();
+    let creates = w.creates("pve1");
     assert_eq!(creates, 1, "created once");
     assert_eq!(w.sim.admin().containers().len(), 1, "no duplicate container");
     let events = w.events("survivor").await;

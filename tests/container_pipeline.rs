@@ -89,13 +89,7 @@ async fn every_field_reaches_proxmox_and_changes_in_place() {
         "spec + template + owner tags"
     );
     assert!(get("description").starts_with("the app"));
-    let creates = w
-        .sim
-        .admin()
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.path == "/nodes/pve1/lxc")
-        .count();
+    let creates = w.creates("pve1");
     assert_eq!(creates, 1, "one create call");
 
     // Everything that can change in place changes in place; the MAC stays.

@@ -90,12 +90,11 @@ impl std::fmt::Debug for HostKeyFingerprint {
     }
 }
 
+/// A key for unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Generated with `ssh-keygen -t ed25519 -N ''` for this test only.
-    const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+pub(crate) mod fixtures {
+    /// Generated with `ssh-keygen -t ed25519 -N ''` for this test only.
+    pub(crate) const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
 b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
 QyNTUxOQAAACB+gcxR4FprugltzA4wzd26TR+80a04s8fV8KnGMGYoPQAAAJBL874US/O+
 FAAAAAtzc2gtZWQyNTUxOQAAACB+gcxR4FprugltzA4wzd26TR+80a04s8fV8KnGMGYoPQ
@@ -103,7 +102,15 @@ AAAEBi3xHlaLOSV7cELdNtUR7+PhoABXevtGcvQX4uIJtMZn6BzFHgWmu6CW3MDjDN3bpN
 H7zRrTizx9XwqcYwZig9AAAACnRlc3RAbG9jYWwBAgM=
 -----END OPENSSH PRIVATE KEY-----
 ";
-    const KEY_FINGERPRINT: &str = "SHA256:1R+5ShnwdjI+V5nAPyUo3tlC++oIOtuV/bSWiBgGpy4";
+    /// Its public key's fingerprint.
+    pub(crate) const KEY_FINGERPRINT: &str = "SHA256:1R+5ShnwdjI+V5nAPyUo3tlC++oIOtuV/bSWiBgGpy4";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::fixtures::{KEY, KEY_FINGERPRINT};
 
     #[test]
     fn reads_an_openssh_key_and_hides_it_in_debug() {

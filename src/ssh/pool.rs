@@ -55,15 +55,7 @@ impl SshPool {
 mod tests {
     use super::*;
 
-    const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
-b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
-QyNTUxOQAAACB+gcxR4FprugltzA4wzd26TR+80a04s8fV8KnGMGYoPQAAAJBL874US/O+
-FAAAAAtzc2gtZWQyNTUxOQAAACB+gcxR4FprugltzA4wzd26TR+80a04s8fV8KnGMGYoPQ
-AAAEBi3xHlaLOSV7cELdNtUR7+PhoABXevtGcvQX4uIJtMZn6BzFHgWmu6CW3MDjDN3bpN
-H7zRrTizx9XwqcYwZig9AAAACnRlc3RAbG9jYWwBAgM=
------END OPENSSH PRIVATE KEY-----
-";
-    const FP: &str = "SHA256:1R+5ShnwdjI+V5nAPyUo3tlC++oIOtuV/bSWiBgGpy4";
+    use crate::ssh::key::fixtures::{KEY, KEY_FINGERPRINT as FP};
 
     #[test]
     fn one_host_per_node_until_its_identity_changes() {

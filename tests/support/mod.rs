@@ -253,6 +253,17 @@ impl World {
             .collect()
     }
 
+    /// Create calls (`POST /nodes/<pve>/lxc`) the simulator received, whatever their answer.
+    pub fn creates(&self, pve: &str) -> usize {
+        let path = format!("/nodes/{pve}/lxc");
+        self.sim
+            .admin()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .count()
+    }
+
     /// Mutating requests the operator (the API token) sent about `vmid`.
     pub fn operator_writes(&self, vmid: u32) -> Vec<String> {
         self.sim

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::context::ContainerCtx;
-use super::locate::Target;
+use super::power::power_call;
 use super::reconcile::{ContainerError, FINALIZER, backoff};
 use super::run::{Halt, HaltKind, Run, phase};
 use super::settle::settle;
@@ -21,7 +21,6 @@ use crate::coordination::container_lock;
 use crate::crd::container::PowerState;
 use crate::crd::container::{DeletionPolicy, LxcContainer};
 use crate::crd::node::ProxmoxNode;
-use crate::crd::template::LxcTemplate;
 use crate::pipeline::ownership::{OWNER_TAG, Owner, description_without_owner, owner, parse_tags};
 use crate::pipeline::power::decide;
 use crate::proxmox::ErrorClass;
@@ -204,26 +203,10 @@ async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
             let hard = run.ctx.remembered(&run.uid).is_some_and(|m| m.shutdown_failed);
             let timeout = run.ct.spec.update_strategy.shutdown_timeout_seconds.max(1) as u32;
             if let Some(action) = decide(PowerState::Stopped, &state.status, timeout, hard) {
-                let (name, op) = match action {
-                    crate::proxmox::api::PowerAction::Stop => ("stop", "stop container"),
-                    _ => ("shutdown", "shutdown container"),
-                };
-                let intent = run.intent("delete", op, &pve, serde_json::json!({}));
-                let upid = run
-                    .ctx
-                    .audit
-                    .guarded(&intent, || client.container_power(&pve, vmid, action))
-                    .await
-                    .map_err(|e| Halt::guarded(phase::CREATED, &e))?;
-                track(
-                    run,
-                    upid.to_string(),
-                    name,
-                    &pve,
-                    format!("{name} before destroy"),
-                )
-                .await?;
-                return Ok(());
+                let (name, upid) =
+                    power_call(run, &client, &pve, vmid, action, "delete", phase::CREATED).await?;
+                let what = format!("{name} before destroy");
+                return track(run, upid, name, &pve, what).await.map(|_| ());
             }
             let intent = run.intent(
                 "delete",
@@ -271,6 +254,3 @@ async fn release_vmid(run: &Run<'_>, node: &ProxmoxNode, vmid: u32) {
         tracing::warn!(error = %e, vmid, "could not drop the VMID from the cache (the next poll replaces it)");
     }
 }
-
-#[allow(dead_code)]
-fn _target_unused(_: &Target, _: &LxcTemplate) {}

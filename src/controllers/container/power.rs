@@ -6,6 +6,7 @@ use super::run::{Halt, Run, phase};
 use super::tune::track;
 use crate::crd::container::PowerState;
 use crate::pipeline::power::decide;
+use crate::proxmox::ProxmoxClient;
 use crate::proxmox::api::PowerAction;
 
 /// Matches the power state; returns whether the container runs.
@@ -22,25 +23,34 @@ pub async fn power(run: &mut Run<'_>, target: &Target, vmid: u32, running: bool)
         run.pass(phase::POWERED, reason, message);
         return Ok(running);
     };
-    let (name, operation) = match action {
-        PowerAction::Start => ("start", "start container"),
-        PowerAction::Stop => ("stop", "stop container"),
-        PowerAction::Shutdown { .. } => ("shutdown", "shutdown container"),
-        PowerAction::Reboot => ("reboot", "reboot container"),
-    };
     let node = target.pve_node().to_string();
-    let params = match action {
-        PowerAction::Shutdown { timeout_secs } => serde_json::json!({"timeout": timeout_secs}),
-        _ => serde_json::json!({}),
+    let (name, upid) = power_call(run, &target.client, &node, vmid, action, "power", phase::POWERED).await?;
+    run.corrected.push(format!("power ({name})"));
+    track(run, upid, name, &node, format!("{name} VMID {vmid}")).await
+}
+
+/// Makes an audited power call; returns the task's action name and UPID.
+pub async fn power_call(
+    run: &Run<'_>,
+    client: &ProxmoxClient,
+    node: &str,
+    vmid: u32,
+    action: PowerAction,
+    phase: &str,
+    condition: &'static str,
+) -> Result<(&'static str, String), Halt> {
+    let (name, params) = match action {
+        PowerAction::Start => ("start", serde_json::json!({})),
+        PowerAction::Stop => ("stop", serde_json::json!({})),
+        PowerAction::Reboot => ("reboot", serde_json::json!({})),
+        PowerAction::Shutdown { timeout_secs } => ("shutdown", serde_json::json!({"timeout": timeout_secs})),
     };
-    let intent = run.intent("power", operation, &node, params);
-    let client = &target.client;
+    let intent = run.intent(phase, &format!("{name} container"), node, params);
     let upid = run
         .ctx
         .audit
-        .guarded(&intent, || client.container_power(&node, vmid, action))
+        .guarded(&intent, || client.container_power(node, vmid, action))
         .await
-        .map_err(|e| Halt::guarded(phase::POWERED, &e))?;
-    run.corrected.push(format!("power ({name})"));
-    track(run, upid.to_string(), name, &node, format!("{name} VMID {vmid}")).await
+        .map_err(|e| Halt::guarded(condition, &e))?;
+    Ok((name, upid.to_string()))
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::create::root_required;
 use super::locate::Target;
+use super::power::power_call;
 use super::run::{Halt, HaltKind, Run, phase};
 use crate::audit::redact::form_params;
 use crate::crd::container::TaskRef;
@@ -112,22 +113,7 @@ pub async fn configure(
                 timeout_secs: run.ct.spec.update_strategy.shutdown_timeout_seconds.max(1) as u32,
             }
         };
-        let intent = run.intent(
-            "configure",
-            if hard {
-                "stop container"
-            } else {
-                "shutdown container"
-            },
-            &node,
-            serde_json::json!({"reason": "restart to apply", "keys": plan.needs_restart}),
-        );
-        let upid = run
-            .ctx
-            .audit
-            .guarded(&intent, || client.container_power(&node, vmid, action))
-            .await
-            .map_err(|e| Halt::guarded(phase::CONFIGURED, &e))?;
+        let (_, upid) = power_call(run, client, &node, vmid, action, "configure", phase::CONFIGURED).await?;
         let keys = plan.needs_restart.join(", ");
         return track(
             run,
