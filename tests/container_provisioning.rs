@@ -418,7 +418,15 @@ async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret(
         cond.message
     );
 
-    // The credential never left its Secret: not in status, Events or the audit trail.
+    // The credential never left its Secret: not in logs, status, Events or the audit trail.
+    let logs = support::logs();
+    assert!(
+        logs.contains("provisioning step failed"),
+        "the operator's log was captured: {} bytes: {:.3000}",
+        logs.len(),
+        logs
+    );
+    assert!(!logs.contains(SECRET), "no secret in the operator's log");
     let status = serde_json::to_string(&w.api().get("app").await.unwrap().status).unwrap();
     assert!(!status.contains(SECRET));
     let events = w.events("app").await;
@@ -442,4 +450,53 @@ async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret(
         .await
         .unwrap();
     assert!(!serde_json::to_string(&all.items).unwrap().contains(SECRET));
+}
+
+#[tokio::test]
+async fn a_changed_host_key_is_refused_and_named() {
+    let roots = support::scratch("hostkey");
+    let root_dir = roots.clone();
+    let w = World::new("hostkey", &["pve1"], move |mut c| {
+        c.ct_root_dir = Some(root_dir);
+        c
+    })
+    .await;
+    let (key, mut ssh) = support::ssh_host_for(&w.sim, "pve1", &roots);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssh", "namespace": w.ns},
+               "stringData": {"key": key}}),
+    )
+    .await;
+    // A pin that is not the server's key.
+    ssh["hostKeyFingerprint"] = json!("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    ssh["privateKeySecretRef"] = json!({"name": "ssh", "namespace": w.ns, "key": "key"});
+    Api::<lxc_operator::crd::ProxmoxNode>::all(w.kube.clone())
+        .patch(
+            &w.nodes[0],
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ssh": ssh}})),
+        )
+        .await
+        .unwrap();
+    let template = format!("{}-files", w.ns);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate", "metadata": {"name": template},
+               "spec": {"osTemplate": {"volid": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+                        "files": [{"path": "/etc/pinned", "content": "x\n"}]}}),
+    )
+    .await;
+    w.container("pinned", json!({"nodeRef": w.nodes[0], "templateRef": template}))
+        .await;
+    let ct = w
+        .wait("pinned", "refuse the host key", 60, |ct| {
+            reason(ct, "Provisioned").as_deref() == Some("HostKeyMismatch")
+        })
+        .await;
+    assert_eq!(reason(&ct, "Stalled").as_deref(), Some("HostKeyMismatch"));
+    assert!(
+        !roots.join(vmid(&ct).to_string()).join("etc/pinned").exists(),
+        "nothing pushed"
+    );
 }

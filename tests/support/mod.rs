@@ -20,6 +20,29 @@ use pve_sim::{Config, PveSim};
 use serde_json::{Value, json};
 
 static OPERATOR: OnceLock<()> = OnceLock::new();
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Everything the in-process operator logged so far.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// Keeps log lines for [`logs`]; with `E2E_LOG` set they also go to stderr.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        if std::env::var("E2E_LOG").is_ok() {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Starts the controller set once per test binary, on a runtime that outlives every test, with
 /// the binary's Postgres and Redis.
@@ -31,13 +54,16 @@ pub fn operator() {
 pub fn operator_with(database_url: String, redis_url: String) {
     OPERATOR.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
-        if std::env::var("E2E_LOG").is_ok() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(
-                    std::env::var("E2E_LOG").unwrap(),
-                ))
-                .with_writer(std::io::stderr)
-                .try_init();
+        // The operator's log lines (debug and up; `E2E_LOG` is another env filter) are kept for
+        // the tests to read.
+        let filter = std::env::var("E2E_LOG").unwrap_or_else(|_| "lxc_operator=debug".into());
+        if let Err(e) = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init()
+        {
+            eprintln!("operator logs not captured: {e}");
         }
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
