@@ -273,30 +273,7 @@ async fn the_examples_reach_ready_through_kubectl_and_match_proxmox() {
 
 #[tokio::test]
 async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret() {
-    let roots = support::scratch("provision");
-    let root_dir = roots.clone();
-    let w = World::new("prov", &["pve1"], move |mut c| {
-        c.ct_root_dir = Some(root_dir);
-        c
-    })
-    .await;
-    let (key, ssh) = support::ssh_host_for(&w.sim, "pve1", &roots);
-    support::apply(
-        &w.kube,
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssh", "namespace": w.ns},
-               "stringData": {"key": key}}),
-    )
-    .await;
-    let mut ssh = ssh;
-    ssh["privateKeySecretRef"] = json!({"name": "ssh", "namespace": w.ns, "key": "key"});
-    Api::<lxc_operator::crd::ProxmoxNode>::all(w.kube.clone())
-        .patch(
-            &w.nodes[0],
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"ssh": ssh}})),
-        )
-        .await
-        .unwrap();
+    let (w, roots) = World::with_ssh("prov", None).await;
     const SECRET: &str = "s3cr3t-Value-7f1d";
     let template = format!("{}-app", w.ns);
     let script = |n: u32| format!("echo run >> \"$PCT_ROOT/var/log/{{name}}.runs\"\necho version {n}\n");
@@ -454,31 +431,12 @@ async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret(
 
 #[tokio::test]
 async fn a_changed_host_key_is_refused_and_named() {
-    let roots = support::scratch("hostkey");
-    let root_dir = roots.clone();
-    let w = World::new("hostkey", &["pve1"], move |mut c| {
-        c.ct_root_dir = Some(root_dir);
-        c
-    })
-    .await;
-    let (key, mut ssh) = support::ssh_host_for(&w.sim, "pve1", &roots);
-    support::apply(
-        &w.kube,
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssh", "namespace": w.ns},
-               "stringData": {"key": key}}),
+    // A pin that is not the server's key.
+    let (w, roots) = World::with_ssh(
+        "hostkey",
+        Some("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
     )
     .await;
-    // A pin that is not the server's key.
-    ssh["hostKeyFingerprint"] = json!("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    ssh["privateKeySecretRef"] = json!({"name": "ssh", "namespace": w.ns, "key": "key"});
-    Api::<lxc_operator::crd::ProxmoxNode>::all(w.kube.clone())
-        .patch(
-            &w.nodes[0],
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"ssh": ssh}})),
-        )
-        .await
-        .unwrap();
     let template = format!("{}-files", w.ns);
     support::apply(
         &w.kube,

@@ -169,6 +169,39 @@ impl World {
         }
     }
 
+    /// A world whose simulator keeps container roots (returned) and whose node has `spec.ssh`
+    /// reaching the simulator's `pct` through the test world's sshd; `pin` overrides the
+    /// host-key fingerprint.
+    pub async fn with_ssh(prefix: &str, pin: Option<&str>) -> (World, std::path::PathBuf) {
+        let roots = scratch(prefix);
+        let root_dir = roots.clone();
+        let w = World::new(prefix, &["pve1"], move |mut c| {
+            c.ct_root_dir = Some(root_dir);
+            c
+        })
+        .await;
+        let (key, mut ssh) = ssh_host_for(&w.sim, "pve1", &roots);
+        apply(
+            &w.kube,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssh", "namespace": w.ns},
+                   "stringData": {"key": key}}),
+        )
+        .await;
+        if let Some(pin) = pin {
+            ssh["hostKeyFingerprint"] = json!(pin);
+        }
+        ssh["privateKeySecretRef"] = json!({"name": "ssh", "namespace": w.ns, "key": "key"});
+        Api::<ProxmoxNode>::all(w.kube.clone())
+            .patch(
+                &w.nodes[0],
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"ssh": ssh}})),
+            )
+            .await
+            .unwrap();
+        (w, roots)
+    }
+
     pub fn api(&self) -> Api<LxcContainer> {
         Api::namespaced(self.kube.clone(), &self.ns)
     }
