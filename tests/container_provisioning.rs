@@ -343,7 +343,17 @@ async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret(
         ("LxcContainer", ct.metadata.uid.as_deref().unwrap())
     );
 
-    // Another reconcile runs nothing.
+    // Another reconcile (seen by its config read in the simulator) runs nothing.
+    let config_path = format!("/nodes/pve1/lxc/{id}/config");
+    let config_reads = || {
+        w.sim
+            .admin()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == config_path)
+            .count()
+    };
+    let reads_before = config_reads();
     w.api()
         .patch(
             "app",
@@ -352,7 +362,15 @@ async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret(
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while config_reads() == reads_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the poke never reconciled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!((runs("first"), runs("second")), (1, 1), "nothing ran again");
 
     // A changed script re-runs that script only.

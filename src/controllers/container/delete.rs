@@ -16,7 +16,6 @@ use super::reconcile::{ContainerError, FINALIZER, backoff};
 use super::run::{Halt, HaltKind, Run, phase};
 use super::settle::settle;
 use super::tune::track;
-use crate::controllers::node::connect::ConnectError;
 use crate::coordination::container_lock;
 use crate::crd::container::PowerState;
 use crate::crd::container::{DeletionPolicy, LxcContainer};
@@ -119,14 +118,7 @@ async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
             HaltKind::Blocked,
         ));
     };
-    let client = run
-        .ctx
-        .clients
-        .get(&kube, &node, run.ctx.metrics.clone())
-        .await
-        .map_err(|e: ConnectError| {
-            Halt::new(phase::CREATED, e.reason(), e.to_string(), HaltKind::Transient)
-        })?;
+    let client = run.client_for(&node, phase::CREATED).await?;
     settle(run, &client).await?;
     let pve = node.spec.node_name.clone();
     let config = match client.container_config(&pve, vmid).await {

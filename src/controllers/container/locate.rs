@@ -62,12 +62,7 @@ pub async fn resolve(run: &mut Run<'_>) -> Result<Target, Halt> {
     let (Some(node), Some(template)) = (node, template) else {
         unreachable!("checked above");
     };
-    let client = run
-        .ctx
-        .clients
-        .get(&kube, &node, run.ctx.metrics.clone())
-        .await
-        .map_err(|e| Halt::new(phase::RESOLVED, e.reason(), e.to_string(), HaltKind::Transient))?;
+    let client = run.client_for(&node, phase::RESOLVED).await?;
     run.pass(
         phase::RESOLVED,
         "Resolved",

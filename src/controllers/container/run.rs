@@ -233,7 +233,21 @@ impl<'a> Run<'a> {
     /// Writes the status now (before a call whose result must survive a crash) and remembers
     /// its identity fields.
     pub async fn save(&mut self) -> Result<(), Halt> {
-        self.flush().await.map_err(|e| Halt::kube(phase::CREATED, &e))
+        // Not any one phase's failure: the overall condition says it.
+        self.flush().await.map_err(|e| Halt::kube(types::READY, &e))
+    }
+
+    /// The Proxmox client of `node` (shared cache); a failure halts at `condition`.
+    pub async fn client_for(
+        &self,
+        node: &crate::crd::ProxmoxNode,
+        condition: &'static str,
+    ) -> Result<crate::proxmox::ProxmoxClient, Halt> {
+        self.ctx
+            .clients
+            .get(&self.ctx.kube, node, self.ctx.metrics.clone())
+            .await
+            .map_err(|e| Halt::new(condition, e.reason(), e.to_string(), HaltKind::Transient))
     }
 
     /// Writes the status if it differs from the last one written (or read).

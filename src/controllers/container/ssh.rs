@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
 
 use super::locate::Target;
 use super::provision::Provisioner;
@@ -259,7 +259,6 @@ async fn write_credentials(
         "type": "Opaque", "stringData": data
     });
     let api = Api::<KubeSecret>::namespaced(run.ctx.kube.clone(), &run.namespace);
-    let _ = run.ct.object_ref(&());
     api.patch(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),

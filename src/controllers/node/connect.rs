@@ -180,8 +180,19 @@ impl ClientCache {
         node: &crate::crd::ProxmoxNode,
         metrics: Option<Arc<dyn Metrics>>,
     ) -> Result<ProxmoxClient, ConnectError> {
-        use kube::ResourceExt;
         let key = self.version(kube, node).await?;
+        self.get_at(kube, node, metrics, key).await
+    }
+
+    /// The client of `node` built from `key` (what [`version`](Self::version) returned).
+    pub async fn get_at(
+        &self,
+        kube: &Client,
+        node: &crate::crd::ProxmoxNode,
+        metrics: Option<Arc<dyn Metrics>>,
+        key: String,
+    ) -> Result<ProxmoxClient, ConnectError> {
+        use kube::ResourceExt;
         let name = node.name_any();
         if let Some((k, c)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&name)
             && *k == key

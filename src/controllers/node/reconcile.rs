@@ -114,7 +114,8 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
     let name = node.name_any();
     let poll = Duration::from_secs(node.spec.poll_interval_seconds.max(5) as u64);
     let uid = node.metadata.uid.clone().unwrap_or_default();
-    let version = ctx.clients.version(&ctx.kube, &node).await.unwrap_or_default();
+    let version = ctx.clients.version(&ctx.kube, &node).await;
+    let key = version.as_ref().map(String::clone).unwrap_or_default();
     let last = ctx
         .probed
         .lock()
@@ -122,7 +123,7 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
         .get(&uid)
         .cloned();
     if let Some((at, v)) = last
-        && v == version
+        && v == key
         && at.elapsed() < poll
     {
         return Ok(Action::requeue(poll - at.elapsed()));
@@ -130,12 +131,20 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
     ctx.probed
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(uid, (std::time::Instant::now(), version));
-    let outcome: Result<Probe, ProbeError> =
-        match ctx.clients.get(&ctx.kube, &node, ctx.metrics.clone()).await {
-            Ok(client) => probe(&client, &node.spec.node_name).await,
-            Err(e) => Err(e.into()),
-        };
+        .insert(uid, (std::time::Instant::now(), key));
+    // The Secret was read once for the skip check above; the client is keyed by that read.
+    let client = match version {
+        Ok(key) => {
+            ctx.clients
+                .get_at(&ctx.kube, &node, ctx.metrics.clone(), key)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let outcome: Result<Probe, ProbeError> = match client {
+        Ok(client) => probe(&client, &node.spec.node_name).await,
+        Err(e) => Err(e.into()),
+    };
     if let Ok(p) = &outcome {
         let containers = p
             .containers_on(&node.spec.node_name)
