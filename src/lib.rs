@@ -15,4 +15,3 @@ pub mod proxmox;
 pub mod runtime;
 pub mod ssh;
 pub mod status;
-pub mod template;

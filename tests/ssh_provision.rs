@@ -27,7 +27,7 @@ use lxc_operator::provision::{
     MARKER_PATH, PctTarget, ProvisionError, ProvisionOptions, Target, discover, parse_marker, provision,
 };
 use lxc_operator::ssh::{ErrorKind, FilePerms};
-use lxc_operator::template::digest::ResolvedProvisioning;
+use lxc_operator::provision::content::digest::ResolvedProvisioning;
 use world::*;
 
 pub fn options() -> ProvisionOptions {

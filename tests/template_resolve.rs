@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use lxc_operator::crd::provisioning::Provisioning;
-use lxc_operator::template::resolve::resolve;
+use lxc_operator::provision::content::resolve::resolve;
 use serde_json::json;
 
 fn provisioning(ns: &str) -> Provisioning {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::crd::provisioning::FilePolicy;
 use crate::ssh::{ExecOutput, FilePerms};
-use crate::template::digest::{ResolvedFile, ResolvedProvisioning, ResolvedScript};
+use crate::provision::content::digest::{ResolvedFile, ResolvedProvisioning, ResolvedScript};
 
 use super::error::ProvisionError;
 use super::marker::{self, MARKER_PATH};

@@ -6,6 +6,7 @@
 //! `execute` runs the plan against a [`Target`] (in production [`PctTarget`]: `pct` over SSH);
 //! `discover` reads what runs; `error` names the step that failed.
 
+pub mod content;
 mod discover;
 mod error;
 mod execute;

@@ -3,7 +3,7 @@
 //! every value must pass before it goes anywhere near a container.
 
 use crate::ssh::{FilePerms, check_container_path, check_env_name};
-use crate::template::digest::{ResolvedFile, ResolvedProvisioning, ResolvedScript};
+use crate::provision::content::digest::{ResolvedFile, ResolvedProvisioning, ResolvedScript};
 
 /// One provisioning step: `file:/path`, `packages:<manager>` or `script:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lxc_operator::crd::provisioning::FilePolicy;
 use lxc_operator::provision::{ProvisionError, Target, provision};
-use lxc_operator::template::digest::ResolvedProvisioning;
+use lxc_operator::provision::content::digest::ResolvedProvisioning;
 
 use super::world::*;
 use super::{marker, options};

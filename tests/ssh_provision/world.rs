@@ -22,7 +22,7 @@ use lxc_operator::proxmox::property::Volume;
 use lxc_operator::proxmox::tls::parse_fingerprint;
 use lxc_operator::proxmox::{Credentials, ProxmoxClient, Secret, TlsTrust};
 use lxc_operator::ssh::{ClientKey, ConnectRetry, SshConfig, SshHost};
-use lxc_operator::template::digest::{ResolvedFile, ResolvedScript};
+use lxc_operator::provision::content::digest::{ResolvedFile, ResolvedScript};
 use pve_sim::{Config, PveSim};
 
 pub const NODE: &str = "pve1";

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use super::locate::Target;
 use super::run::{Halt, HaltKind, Run, phase};
 use crate::crd::provisioning::ServiceSpec;
-use crate::template::digest::ResolvedProvisioning;
-use crate::template::resolve::resolve;
+use crate::provision::content::digest::ResolvedProvisioning;
+use crate::provision::content::resolve::resolve;
 
 /// Runs provisioning steps inside a container.
 #[async_trait]
@@ -42,7 +42,7 @@ pub fn services(target: &Target) -> &[ServiceSpec] {
 
 /// The template's steps then the container's, resolved.
 async fn steps(run: &Run<'_>, target: &Target) -> Result<ResolvedProvisioning, Halt> {
-    let invalid = |e: crate::template::resolve::ResolveError| {
+    let invalid = |e: crate::provision::content::resolve::ResolveError| {
         Halt::new(
             phase::PROVISIONED,
             "InvalidContent",

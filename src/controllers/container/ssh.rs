@@ -25,7 +25,7 @@ use crate::provision::{
     PctTarget, ProvisionFailure, ProvisionOptions, ProvisionReport, discover, plan, steps,
 };
 use crate::ssh::{ClientKey, ErrorKind, SshConfig, SshHost, SshPool};
-use crate::template::digest::ResolvedProvisioning;
+use crate::provision::content::digest::ResolvedProvisioning;
 
 impl AuditedValue for ProvisionReport {}
 

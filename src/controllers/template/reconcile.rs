@@ -20,7 +20,7 @@ use crate::proxmox::client::Metrics;
 use crate::proxmox::tasks::TaskState;
 use crate::proxmox::{ProxmoxClient, Upid};
 use crate::status::conditions::{Desired, is_true, set, types};
-use crate::template::resolve::resolve;
+use crate::provision::content::resolve::resolve;
 
 /// What the template controller shares.
 #[derive(Clone)]
