@@ -122,6 +122,17 @@ impl Coordinator {
     }
 }
 
+/// Whether a held lock was lost, as a cloneable handle.
+#[derive(Clone, Debug)]
+pub struct LockWatch(watch::Receiver<bool>);
+
+impl LockWatch {
+    /// True once renewal found the lock gone.
+    pub fn lost(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
 /// A held lock. Release it with [`LockGuard::release`]; dropping it stops the renewal so the
 /// lock expires after its ttl (what a crashed holder's lock does too).
 pub struct LockGuard {
@@ -141,6 +152,12 @@ impl LockGuard {
     /// Whether renewal found the lock taken away (work under it must stop).
     pub fn lost(&self) -> bool {
         *self.lost.borrow()
+    }
+
+    /// A handle that tells whether the lock was lost, for work that outlives a borrow of the
+    /// guard (an SSH target checking before each command).
+    pub fn watch(&self) -> LockWatch {
+        LockWatch(self.lost.clone())
     }
 
     /// Stops renewing and deletes the lock if this guard still owns it.

@@ -1,16 +1,17 @@
 //! The three controllers as one set — what a leading replica runs, and what the end-to-end
-//! tests start in-process: node polls wake containers, one client cache and one observation
-//! store serve all three.
+//! tests start in-process: one shared context (caches, clients, observations, audit trail,
+//! coordinator, fences) serves all three, and node polls wake containers.
 
 use std::sync::Arc;
 
 use crate::audit::AuditStore;
-use crate::controllers::container::ContainerCtx;
-use crate::controllers::container::provision::Provisioner;
-use crate::controllers::node::connect::ClientCache;
-use crate::controllers::node::observe::Observations;
-use crate::controllers::node::reconcile::{self as node_controller, NodeCtx};
-use crate::controllers::template::reconcile::{self as template_controller, TemplateCtx};
+use crate::cluster::clients::ClientCache;
+use crate::cluster::fence::Leadership;
+use crate::cluster::observations::Observations;
+use crate::cluster::{ReconcileMetrics, Shared, Stores};
+use crate::controllers::container::{self, ContainerCtx, Provisioner};
+use crate::controllers::node::{self, NodeCtx};
+use crate::controllers::template::{self, TemplateCtx};
 use crate::coordination::Coordinator;
 use crate::proxmox::client::Metrics;
 
@@ -21,8 +22,11 @@ pub struct ControllerSet {
     /// This replica's identity (Events, audit actor).
     pub identity: Option<String>,
     pub metrics: Option<Arc<dyn Metrics>>,
+    pub reconcile_metrics: Option<Arc<dyn ReconcileMetrics>>,
     pub audit: AuditStore,
     pub coordinator: Coordinator,
+    /// Whether this replica may act; checked right before every mutation.
+    pub leadership: Leadership,
     /// `LxcContainer`s reconciled at once.
     pub container_concurrency: u16,
     /// Shared with the status page.
@@ -32,24 +36,25 @@ pub struct ControllerSet {
 }
 
 impl ControllerSet {
-    /// The set with fresh shared state.
+    /// The set with fresh shared state (leading for as long as it runs).
     pub fn new(kube: kube::Client, audit: AuditStore, coordinator: Coordinator) -> Self {
         Self {
             kube,
             identity: None,
             metrics: None,
+            reconcile_metrics: None,
             audit,
             coordinator,
+            leadership: Leadership::always(),
             container_concurrency: 16,
             observations: Observations::default(),
             clients: ClientCache::default(),
-            provisioner: Some(Arc::new(
-                crate::controllers::container::ssh::SshProvisioner::default(),
-            )),
+            provisioner: Some(Arc::new(container::ssh::SshProvisioner::default())),
         }
     }
 
-    /// Runs the three controllers until `shutdown` resolves.
+    /// Runs the three controllers until `shutdown` resolves. Dropping the returned future
+    /// cancels every reconcile in flight at its next await.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
         let (node_tx, node_rx) = tokio::sync::oneshot::channel::<()>();
         let (template_tx, template_rx) = tokio::sync::oneshot::channel::<()>();
@@ -60,55 +65,49 @@ impl ControllerSet {
             let _ = template_tx.send(());
             let _ = container_tx.send(());
         });
-        let kube = self.kube.clone();
-        let recorder = || {
-            Some(crate::status::events::recorder(
-                kube.clone(),
-                self.identity.clone(),
-            ))
+        let nodes = node::reconcile::prepare(self.kube.clone());
+        let templates = template::reconcile::prepare(self.kube.clone());
+        let containers = container::prepare(self.kube.clone(), self.container_concurrency);
+        let stores = Stores {
+            nodes: nodes.store.clone(),
+            templates: templates.store.clone(),
+            containers: containers.store.clone(),
         };
-        let actor = format!("lxc-operator/{}", self.identity.clone().unwrap_or_default());
-        let mut container_ctx = ContainerCtx::new(
-            kube.clone(),
-            self.clients.clone(),
-            self.audit.clone(),
-            actor.clone(),
-            self.coordinator.clone(),
-            self.observations.clone(),
-        );
-        container_ctx.metrics = self.metrics.clone();
-        container_ctx.recorder = recorder();
+        let shared = self.shared(stores);
+        let mut container_ctx = ContainerCtx::new(shared.clone());
         container_ctx.provisioner = self.provisioner.clone();
-        let containers = crate::controllers::container::prepare(container_ctx, self.container_concurrency);
-        let node_ctx = NodeCtx {
-            kube: kube.clone(),
-            observations: self.observations.clone(),
-            clients: self.clients.clone(),
-            metrics: self.metrics.clone(),
-            recorder: recorder(),
-            published: Default::default(),
-            probed: Default::default(),
-            wake: Some(containers.wake.clone()),
-        };
-        let template_ctx = TemplateCtx {
-            kube: kube.clone(),
-            metrics: self.metrics.clone(),
-            inflight: Default::default(),
-            clients: self.clients.clone(),
-            audit: self.audit.clone(),
-            actor,
-            recorder: recorder(),
-        };
+        let node_ctx = NodeCtx::new(shared.clone(), Some(containers.wake.clone()));
+        let template_ctx = TemplateCtx::new(shared);
         tokio::join!(
-            node_controller::run(node_ctx, async move {
+            nodes.run(node_ctx, async move {
                 let _ = node_rx.await;
             }),
-            template_controller::run(template_ctx, async move {
+            templates.run(template_ctx, async move {
                 let _ = template_rx.await;
             }),
-            containers.run(async move {
+            containers.run(container_ctx, async move {
                 let _ = container_rx.await;
             }),
         );
+    }
+
+    /// The one context the three controllers share.
+    pub fn shared(&self, stores: Stores) -> Shared {
+        Shared {
+            kube: self.kube.clone(),
+            stores,
+            clients: self.clients.clone(),
+            observations: self.observations.clone(),
+            proxmox_metrics: self.metrics.clone(),
+            reconcile_metrics: self.reconcile_metrics.clone(),
+            recorder: Some(crate::status::events::recorder(
+                self.kube.clone(),
+                self.identity.clone(),
+            )),
+            audit: self.audit.clone(),
+            actor: format!("lxc-operator/{}", self.identity.clone().unwrap_or_default()),
+            coordinator: self.coordinator.clone(),
+            leadership: self.leadership.clone(),
+        }
     }
 }

@@ -1,20 +1,44 @@
-//! What the container controller shares across reconciles: clients, the audit trail, the
-//! coordinator, the node polls' observations, and a little memory that outlives a stale watch
-//! cache (the last VMID, node and task each container's status was written with).
+//! What the container controller adds to the [`Shared`] context: the provisioner, and a little
+//! memory that outlives a stale watch cache (the last VMID, node and task each container's
+//! status was written with), the VMIDs this process reserved, failure counts for backoff, and
+//! the placement mutex. The [`Provisioner`] seam sits here, beside the context that holds it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use kube::Client;
+use async_trait::async_trait;
 
-use crate::audit::AuditStore;
-use crate::controllers::node::connect::ClientCache;
-use crate::controllers::node::observe::Observations;
-use crate::coordination::Coordinator;
+use super::run::Run;
+use super::target::Target;
+use crate::cluster::Shared;
+use crate::controllers::halt::Halt;
 use crate::crd::container::TaskRef;
-use crate::proxmox::client::Metrics;
+use crate::crd::provisioning::ServiceSpec;
+use crate::provision::content::digest::ResolvedProvisioning;
 
-use super::provision::Provisioner;
+/// Runs provisioning steps inside a container.
+#[async_trait]
+pub trait Provisioner: Send + Sync {
+    /// Runs the steps of `steps` not recorded as done in `run.status.provisionedSteps`,
+    /// recording each one done there.
+    async fn provision(
+        &self,
+        run: &mut Run<'_>,
+        target: &Target,
+        vmid: u32,
+        steps: &ResolvedProvisioning,
+    ) -> Result<(), Halt>;
+
+    /// Reads the declared `services` of a running container into status (and their
+    /// credentials into the container's credentials Secret).
+    async fn observe(
+        &self,
+        run: &mut Run<'_>,
+        target: &Target,
+        vmid: u32,
+        services: &[ServiceSpec],
+    ) -> Result<(), Halt>;
+}
 
 /// The identity fields of a status this process wrote last: a reconcile handed an older copy
 /// by the watch cache must not allocate, create or migrate again.
@@ -27,21 +51,10 @@ pub struct Remembered {
     pub shutdown_failed: bool,
 }
 
-/// The container controller's shared state.
+/// The container controller's context.
 #[derive(Clone)]
 pub struct ContainerCtx {
-    pub kube: Client,
-    pub clients: ClientCache,
-    pub metrics: Option<Arc<dyn Metrics>>,
-    /// Every mutating Proxmox call is written ahead here; no trail, no call.
-    pub audit: AuditStore,
-    /// Who acts, for the audit trail.
-    pub actor: String,
-    /// Container and allocation locks, and the VMID cache.
-    pub coordinator: Coordinator,
-    /// What the node polls saw (shared with the node controller).
-    pub observations: Observations,
-    pub recorder: Option<kube::runtime::events::Recorder>,
+    pub shared: Shared,
     /// Runs the Provision phase; `None` reports provisioning as unavailable.
     pub provisioner: Option<Arc<dyn Provisioner>>,
     /// Per container uid: see [`Remembered`].
@@ -56,25 +69,19 @@ pub struct ContainerCtx {
     pub address_timeout: std::time::Duration,
 }
 
+impl std::ops::Deref for ContainerCtx {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
 impl ContainerCtx {
     /// A context with empty memory.
-    pub fn new(
-        kube: Client,
-        clients: ClientCache,
-        audit: AuditStore,
-        actor: String,
-        coordinator: Coordinator,
-        observations: Observations,
-    ) -> Self {
+    pub fn new(shared: Shared) -> Self {
         Self {
-            kube,
-            clients,
-            metrics: None,
-            audit,
-            actor,
-            coordinator,
-            observations,
-            recorder: None,
+            shared,
             provisioner: None,
             memory: Default::default(),
             reserved: Default::default(),
@@ -103,5 +110,13 @@ impl ContainerCtx {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
+    }
+
+    /// Counts a halt toward the object's backoff; returns the failures in a row.
+    pub(crate) fn count_failure(&self, uid: &str, failed: bool) -> u32 {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(uid.to_string()).or_default();
+        *n = if failed { *n + 1 } else { 0 };
+        *n
     }
 }

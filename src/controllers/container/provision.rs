@@ -1,39 +1,15 @@
 //! Provision: the hook where the steps inside the container (files, packages, scripts) run
-//! over SSH. The phase resolves the template's and the container's steps; a [`Provisioner`]
+//! over SSH. The phase resolves the template's and the container's steps; a
+//! [`Provisioner`](super::Provisioner)
 //! runs the ones not yet done. Without SSH on the node, or without a provisioner, a container
 //! that has steps says so instead of pretending to be provisioned.
 
-use async_trait::async_trait;
-
-use super::locate::Target;
-use super::run::{Halt, HaltKind, Run, phase};
+use super::run::{Run, phase};
+use super::target::Target;
+use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::provisioning::ServiceSpec;
 use crate::provision::content::digest::ResolvedProvisioning;
 use crate::provision::content::resolve::resolve;
-
-/// Runs provisioning steps inside a container.
-#[async_trait]
-pub trait Provisioner: Send + Sync {
-    /// Runs the steps of `steps` not recorded as done in `run.status.provisionedSteps`,
-    /// recording each one done there.
-    async fn provision(
-        &self,
-        run: &mut Run<'_>,
-        target: &Target,
-        vmid: u32,
-        steps: &ResolvedProvisioning,
-    ) -> Result<(), Halt>;
-
-    /// Reads the declared `services` of a running container into status (and their
-    /// credentials into the container's credentials Secret).
-    async fn observe(
-        &self,
-        run: &mut Run<'_>,
-        target: &Target,
-        vmid: u32,
-        services: &[ServiceSpec],
-    ) -> Result<(), Halt>;
-}
 
 /// The services the template declares.
 pub fn services(target: &Target) -> &[ServiceSpec] {
