@@ -1,23 +1,13 @@
-//! Drift: what changed in Proxmox between two polls of a node (the pure diff), and who must
-//! hear of it — exactly the `LxcContainer`s whose observed state changed (steady state wakes
+//! Drift: who must hear of what changed in Proxmox between two polls of a node — exactly the `LxcContainer`s whose observed state changed (steady state wakes
 //! none) and, when a `ProxmoxNode` itself changed, the objects that depend on it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::observations::{NodeObservation, Observations, ObservedContainer};
+use super::observations::{NodeObservation, Observations};
 use crate::crd::LxcContainer;
-
-/// The VMIDs whose observation differs between two polls (appeared, vanished or changed).
-pub fn changed_vmids(
-    old: &BTreeMap<u32, ObservedContainer>,
-    new: &BTreeMap<u32, ObservedContainer>,
-) -> BTreeSet<u32> {
-    let keys: BTreeSet<u32> = old.keys().chain(new.keys()).copied().collect();
-    keys.into_iter().filter(|k| old.get(k) != new.get(k)).collect()
-}
 
 /// Wakes `LxcContainer` reconciles after a poll saw their Proxmox state change.
 #[derive(Clone)]

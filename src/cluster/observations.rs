@@ -1,10 +1,9 @@
 //! The containers each node's poll observed, kept in memory for every controller (and the
-//! status page).
+//! status page), and the pure diff that says which containers changed between two polls.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use super::drift::changed_vmids;
 use crate::proxmox::types::ClusterResource;
 
 /// What a poll saw of one container.
@@ -50,6 +49,15 @@ pub struct NodeObservation {
     pub cluster_vmids: BTreeSet<u32>,
 }
 
+/// The VMIDs whose observation differs between two polls (appeared, vanished or changed).
+pub fn changed_vmids(
+    old: &BTreeMap<u32, ObservedContainer>,
+    new: &BTreeMap<u32, ObservedContainer>,
+) -> BTreeSet<u32> {
+    let keys: BTreeSet<u32> = old.keys().chain(new.keys()).copied().collect();
+    keys.into_iter().filter(|k| old.get(k) != new.get(k)).collect()
+}
+
 /// The shared observations, by `ProxmoxNode` name.
 #[derive(Debug, Clone, Default)]
 pub struct Observations(Arc<RwLock<HashMap<String, NodeObservation>>>);
@@ -91,7 +99,6 @@ impl Observations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::drift::changed_vmids;
 
     fn ct(vmid: u32, status: &str) -> ObservedContainer {
         ObservedContainer {

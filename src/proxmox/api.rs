@@ -3,95 +3,11 @@
 
 use reqwest::Method;
 
-use super::auth::Secret;
-use super::client::{CallKind, Params, ProxmoxClient};
+use super::client::{CallKind, Params, ProxmoxClient, enc};
 use super::error::Error;
-use super::mutation::Mutation;
-use super::property::{Features, Net, Startup, Volume};
+pub use super::mutation::{CreateLxc, Mutation, PowerAction};
 use super::types::*;
 use super::upid::Upid;
-
-/// Parameters of `POST /nodes/{node}/lxc`, built from the spec side.
-#[derive(Debug, Clone, Default)]
-pub struct CreateLxc {
-    pub vmid: u32,
-    pub ostemplate: String,
-    pub hostname: Option<String>,
-    pub cores: Option<u32>,
-    pub cpulimit: Option<f64>,
-    pub cpuunits: Option<u32>,
-    pub memory: Option<u64>,
-    pub swap: Option<u64>,
-    pub rootfs: Option<Volume>,
-    pub mount_points: Vec<Volume>,
-    pub nets: Vec<Net>,
-    pub features: Option<Features>,
-    /// Always sent: PVE 8 defaults to privileged containers.
-    pub unprivileged: bool,
-    pub onboot: Option<bool>,
-    pub startup: Option<Startup>,
-    pub nameserver: Option<String>,
-    pub searchdomain: Option<String>,
-    pub password: Option<Secret>,
-    pub ssh_public_keys: Option<String>,
-    pub tags: Option<String>,
-    pub description: Option<String>,
-    pub pool: Option<String>,
-}
-
-fn b(v: bool) -> String {
-    u8::from(v).to_string()
-}
-
-impl CreateLxc {
-    /// The form parameters, in Proxmox's names.
-    pub fn params(&self) -> Params {
-        let mut p: Params = vec![
-            ("vmid".into(), self.vmid.to_string()),
-            ("ostemplate".into(), self.ostemplate.clone()),
-            ("unprivileged".into(), b(self.unprivileged)),
-        ];
-        let mut opt = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                p.push((k.to_string(), v));
-            }
-        };
-        opt("hostname", self.hostname.clone());
-        opt("cores", self.cores.map(|v| v.to_string()));
-        opt("cpulimit", self.cpulimit.map(|v| v.to_string()));
-        opt("cpuunits", self.cpuunits.map(|v| v.to_string()));
-        opt("memory", self.memory.map(|v| v.to_string()));
-        opt("swap", self.swap.map(|v| v.to_string()));
-        opt("rootfs", self.rootfs.as_ref().map(Volume::to_string));
-        opt("features", self.features.as_ref().map(Features::to_string));
-        opt("onboot", self.onboot.map(b));
-        opt("startup", self.startup.as_ref().map(Startup::to_string));
-        opt("nameserver", self.nameserver.clone());
-        opt("searchdomain", self.searchdomain.clone());
-        opt("password", self.password.as_ref().map(|s| s.expose().to_string()));
-        opt("ssh-public-keys", self.ssh_public_keys.clone());
-        opt("tags", self.tags.clone());
-        opt("description", self.description.clone());
-        opt("pool", self.pool.clone());
-        for (i, net) in self.nets.iter().enumerate() {
-            p.push((format!("net{i}"), net.to_string()));
-        }
-        for (i, mp) in self.mount_points.iter().enumerate() {
-            p.push((format!("mp{i}"), mp.to_string()));
-        }
-        p
-    }
-}
-
-pub(super) fn enc(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|c| match c {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (c as char).to_string(),
-            _ => format!("%{c:02X}"),
-        })
-        .collect()
-}
 
 impl ProxmoxClient {
     /// `GET /version`.
@@ -362,65 +278,5 @@ impl ProxmoxClient {
             restart,
         })
         .await
-    }
-}
-
-/// A power action on a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PowerAction {
-    Start,
-    Stop,
-    Reboot,
-    Shutdown { timeout_secs: u32 },
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_parameters_use_proxmox_names_and_property_strings() {
-        let create = CreateLxc {
-            vmid: 1000,
-            ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
-            hostname: Some("web-1".into()),
-            memory: Some(1024),
-            rootfs: Some(Volume {
-                volume: "local-lvm:8".into(),
-                ..Default::default()
-            }),
-            nets: vec![Net {
-                name: "eth0".into(),
-                bridge: Some("vmbr0".into()),
-                ip: Some("dhcp".into()),
-                ..Default::default()
-            }],
-            unprivileged: true,
-            onboot: Some(false),
-            password: Some(Secret::new("pw")),
-            ..Default::default()
-        };
-        let p = create.params();
-        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        assert_eq!(get("vmid"), Some("1000"));
-        assert_eq!(get("unprivileged"), Some("1"));
-        assert_eq!(get("onboot"), Some("0"));
-        assert_eq!(get("rootfs"), Some("local-lvm:8"));
-        assert_eq!(get("net0"), Some("name=eth0,bridge=vmbr0,ip=dhcp"));
-        assert_eq!(get("password"), Some("pw"));
-        assert_eq!(get("cores"), None, "unset fields are not sent");
-        assert!(
-            !format!("{create:?}").contains("\"pw\""),
-            "the password stays out of Debug"
-        );
-    }
-
-    #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(enc("pve1"), "pve1");
-        assert_eq!(
-            enc("UPID:pve:1:2:3:vzcreate:100:root@pam!op:"),
-            "UPID%3Apve%3A1%3A2%3A3%3Avzcreate%3A100%3Aroot%40pam%21op%3A"
-        );
     }
 }

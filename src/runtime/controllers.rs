@@ -74,8 +74,7 @@ impl ControllerSet {
             containers: containers.store.clone(),
         };
         let shared = self.shared(stores);
-        let mut container_ctx = ContainerCtx::new(shared.clone());
-        container_ctx.provisioner = self.provisioner.clone();
+        let container_ctx = ContainerCtx::new(shared.clone());
         let node_ctx = NodeCtx::new(shared.clone(), Some(containers.wake.clone()));
         let template_ctx = TemplateCtx::new(shared);
         tokio::join!(
@@ -85,7 +84,7 @@ impl ControllerSet {
             templates.run(template_ctx, async move {
                 let _ = template_rx.await;
             }),
-            containers.run(container_ctx, async move {
+            containers.run(container_ctx, self.provisioner.clone(), async move {
                 let _ = container_rx.await;
             }),
         );

@@ -1,44 +1,13 @@
-//! What the container controller adds to the [`Shared`] context: the provisioner, and a little
-//! memory that outlives a stale watch cache (the last VMID, node and task each container's
-//! status was written with), the VMIDs this process reserved, failure counts for backoff, and
-//! the placement mutex. The [`Provisioner`] seam sits here, beside the context that holds it.
+//! What the container controller adds to the [`Shared`] context: a little memory that outlives
+//! a stale watch cache (the last VMID, node and task each container's status was written
+//! with), the VMIDs this process reserved, failure counts for backoff, the placement mutex,
+//! and the provisioner (whose seam is in `provisioner`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-
-use super::run::Run;
-use super::target::Target;
 use crate::cluster::Shared;
-use crate::controllers::halt::Halt;
 use crate::crd::container::TaskRef;
-use crate::crd::provisioning::ServiceSpec;
-use crate::provision::content::digest::ResolvedProvisioning;
-
-/// Runs provisioning steps inside a container.
-#[async_trait]
-pub trait Provisioner: Send + Sync {
-    /// Runs the steps of `steps` not recorded as done in `run.status.provisionedSteps`,
-    /// recording each one done there.
-    async fn provision(
-        &self,
-        run: &mut Run<'_>,
-        target: &Target,
-        vmid: u32,
-        steps: &ResolvedProvisioning,
-    ) -> Result<(), Halt>;
-
-    /// Reads the declared `services` of a running container into status (and their
-    /// credentials into the container's credentials Secret).
-    async fn observe(
-        &self,
-        run: &mut Run<'_>,
-        target: &Target,
-        vmid: u32,
-        services: &[ServiceSpec],
-    ) -> Result<(), Halt>;
-}
 
 /// The identity fields of a status this process wrote last: a reconcile handed an older copy
 /// by the watch cache must not allocate, create or migrate again.
@@ -55,8 +24,6 @@ pub struct Remembered {
 #[derive(Clone)]
 pub struct ContainerCtx {
     pub shared: Shared,
-    /// Runs the Provision phase; `None` reports provisioning as unavailable.
-    pub provisioner: Option<Arc<dyn Provisioner>>,
     /// Per container uid: see [`Remembered`].
     pub memory: Arc<Mutex<HashMap<String, Remembered>>>,
     /// VMIDs this process allocated, per cluster (until their containers are observed).
@@ -82,7 +49,6 @@ impl ContainerCtx {
     pub fn new(shared: Shared) -> Self {
         Self {
             shared,
-            provisioner: None,
             memory: Default::default(),
             reserved: Default::default(),
             failures: Default::default(),

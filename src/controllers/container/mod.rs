@@ -14,6 +14,7 @@ pub mod discover;
 pub mod migrate;
 pub mod power;
 pub mod provision;
+pub mod provisioner;
 pub mod reconcile;
 pub mod resolve;
 pub mod run;
@@ -21,7 +22,8 @@ pub mod settle;
 pub mod ssh;
 pub mod target;
 
-pub use context::{ContainerCtx, Provisioner};
+pub use context::ContainerCtx;
+pub use provisioner::Provisioner;
 pub use reconcile::{Prepared, prepare};
 
 /// The finalizer that keeps an `LxcContainer` until its Proxmox container is handled.

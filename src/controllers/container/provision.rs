@@ -1,9 +1,10 @@
 //! Provision: the hook where the steps inside the container (files, packages, scripts) run
 //! over SSH. The phase resolves the template's and the container's steps; a
-//! [`Provisioner`](super::Provisioner)
+//! [`Provisioner`]
 //! runs the ones not yet done. Without SSH on the node, or without a provisioner, a container
 //! that has steps says so instead of pretending to be provisioned.
 
+use super::provisioner::Provisioner;
 use super::run::{Run, phase};
 use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
@@ -40,7 +41,13 @@ async fn steps(run: &Run<'_>, target: &Target) -> Result<ResolvedProvisioning, H
 }
 
 /// Runs the Provision phase.
-pub async fn provision(run: &mut Run<'_>, target: &Target, vmid: u32, running: bool) -> Result<(), Halt> {
+pub async fn provision(
+    run: &mut Run<'_>,
+    provisioner: Option<&dyn Provisioner>,
+    target: &Target,
+    vmid: u32,
+    running: bool,
+) -> Result<(), Halt> {
     let steps = steps(run, target).await?;
     if steps.files.is_empty() && steps.packages.is_empty() && steps.scripts.is_empty() {
         run.pass(phase::PROVISIONED, "NothingToProvision", "no provisioning steps");
@@ -65,7 +72,7 @@ pub async fn provision(run: &mut Run<'_>, target: &Target, vmid: u32, running: b
             HaltKind::Blocked,
         ));
     }
-    match run.ctx.provisioner.clone() {
+    match provisioner {
         Some(p) => p.provision(run, target, vmid, &steps).await,
         None => Err(Halt::new(
             phase::PROVISIONED,
@@ -79,6 +86,7 @@ pub async fn provision(run: &mut Run<'_>, target: &Target, vmid: u32, running: b
 /// Reads the template's declared services (and credentials) of a running container.
 pub async fn observe_services(
     run: &mut Run<'_>,
+    provisioner: Option<&dyn Provisioner>,
     target: &Target,
     vmid: u32,
     running: bool,
@@ -87,7 +95,7 @@ pub async fn observe_services(
     if !running || declared.is_empty() || target.node.spec.ssh.is_none() {
         return Ok(());
     }
-    match run.ctx.provisioner.clone() {
+    match provisioner {
         Some(p) => p.observe(run, target, vmid, declared).await,
         None => Ok(()),
     }

@@ -14,6 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use super::context::ContainerCtx;
+use super::provisioner::Provisioner;
 use super::run::Run;
 use super::{
     ContainerError, FINALIZER, allocate, configure, create, delete, discover, migrate, power, provision,
@@ -31,12 +32,20 @@ use crate::status::conditions::{Outcome, is_true, set_kstatus, types};
 /// How long a Ready container goes without a look (drift wakes it sooner).
 const RESYNC: Duration = Duration::from_secs(30 * 60);
 
+/// What the controller reconciles with: the context, and the provisioner the Provision phase
+/// hands its steps to (`None` reports provisioning as unavailable).
+pub struct Reconciler {
+    pub ctx: ContainerCtx,
+    pub provisioner: Option<Arc<dyn Provisioner>>,
+}
+
 /// One reconcile of an `LxcContainer`.
-pub async fn reconcile(ct: Arc<LxcContainer>, ctx: Arc<ContainerCtx>) -> Result<Action, ContainerError> {
+pub async fn reconcile(ct: Arc<LxcContainer>, reconciler: Arc<Reconciler>) -> Result<Action, ContainerError> {
+    let (ctx, provisioner) = (&reconciler.ctx, reconciler.provisioner.as_deref());
     let mut metered = Metered::start(ctx.reconcile_metrics.clone(), "LxcContainer");
     let result = match ct.metadata.deletion_timestamp {
-        Some(_) => delete::finalize(&ct, &ctx, &mut metered).await,
-        None => reconcile_live(&ct, &ctx, &mut metered).await,
+        Some(_) => delete::finalize(&ct, ctx, &mut metered).await,
+        None => reconcile_live(&ct, ctx, provisioner, &mut metered).await,
     };
     if result.is_err() {
         metered.error("KubernetesError");
@@ -47,6 +56,7 @@ pub async fn reconcile(ct: Arc<LxcContainer>, ctx: Arc<ContainerCtx>) -> Result<
 async fn reconcile_live(
     ct: &LxcContainer,
     ctx: &ContainerCtx,
+    provisioner: Option<&dyn Provisioner>,
     metered: &mut Metered,
 ) -> Result<Action, ContainerError> {
     ensure_finalizer(ct, ctx).await?;
@@ -70,7 +80,7 @@ async fn reconcile_live(
         }
     };
     let mut run = Run::new(ct, ctx, Some(&lock));
-    let result = walk(&mut run).await;
+    let result = walk(&mut run, provisioner).await;
     let action = finish(run, result, metered).await;
     if let Err(e) = lock.release().await {
         tracing::warn!(error = %e, "could not release the container lock (it expires)");
@@ -78,7 +88,7 @@ async fn reconcile_live(
     action
 }
 
-async fn walk(run: &mut Run<'_>) -> Result<(), Halt> {
+async fn walk(run: &mut Run<'_>, provisioner: Option<&dyn Provisioner>) -> Result<(), Halt> {
     let target = resolve::resolve(run).await?;
     settle::settle(run, &target.client).await?;
     let vmid = allocate::allocate(run, &target).await?;
@@ -87,9 +97,9 @@ async fn walk(run: &mut Run<'_>) -> Result<(), Halt> {
     migrate::migrate(run, &target).await?;
     let running = configure::configure(run, &target, &desired, &config).await?;
     let running = power::power(run, &target, vmid, running).await?;
-    provision::provision(run, &target, vmid, running).await?;
+    provision::provision(run, provisioner, &target, vmid, running).await?;
     discover::discover(run, &target, &desired, running).await?;
-    provision::observe_services(run, &target, vmid, running).await
+    provision::observe_services(run, provisioner, &target, vmid, running).await
 }
 
 async fn ensure_finalizer(ct: &LxcContainer, ctx: &ContainerCtx) -> Result<(), kube::Error> {
@@ -220,7 +230,7 @@ async fn publish(run: &Run<'_>, stalled: bool) {
     }
 }
 
-fn error_policy(_ct: Arc<LxcContainer>, error: &ContainerError, _ctx: Arc<ContainerCtx>) -> Action {
+fn error_policy(_ct: Arc<LxcContainer>, error: &ContainerError, _r: Arc<Reconciler>) -> Action {
     tracing::warn!(%error, "LxcContainer reconcile failed");
     Action::requeue(backoff(3))
 }
@@ -301,11 +311,12 @@ impl Prepared {
     pub async fn run(
         self,
         ctx: ContainerCtx,
+        provisioner: Option<Arc<dyn Provisioner>>,
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
         self.controller
             .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, Arc::new(ctx))
+            .run(reconcile, error_policy, Arc::new(Reconciler { ctx, provisioner }))
             .for_each(|_| async {})
             .await;
     }

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
-use super::context::Provisioner;
+use super::provisioner::Provisioner;
 use super::run::{Run, phase};
 use super::target::Target;
 use crate::audit::{AuditedError, AuditedValue};
