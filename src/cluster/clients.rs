@@ -184,6 +184,29 @@ impl ClientCache {
         self.get_at(kube, node, metrics, key).await
     }
 
+    /// The client of `node` as last built for its current spec, without reading its Secret
+    /// again: the node's poll notices a changed Secret and rebuilds the client, so the
+    /// reconciles of other kinds need not each ask the API server. Built on first use.
+    pub async fn current(
+        &self,
+        kube: &Client,
+        node: &crate::crd::ProxmoxNode,
+        metrics: Option<Arc<dyn Metrics>>,
+    ) -> Result<ProxmoxClient, ConnectError> {
+        use kube::ResourceExt;
+        let generation = format!("{}/", node.metadata.generation.unwrap_or_default());
+        if let Some((k, c)) = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node.name_any())
+            && k.starts_with(&generation)
+        {
+            return Ok(c.clone());
+        }
+        self.get(kube, node, metrics).await
+    }
+
     /// The client of `node` built from `key` (what [`version`](Self::version) returned).
     pub async fn get_at(
         &self,

@@ -203,7 +203,7 @@ impl<'a> Run<'a> {
     ) -> Result<crate::proxmox::ProxmoxClient, Halt> {
         self.ctx
             .clients
-            .get(&self.ctx.kube, node, self.ctx.proxmox_metrics.clone())
+            .current(&self.ctx.kube, node, self.ctx.proxmox_metrics.clone())
             .await
             .map_err(|e| Halt::new(condition, e.reason(), e.to_string(), HaltKind::Transient))
     }

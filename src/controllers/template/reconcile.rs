@@ -93,7 +93,7 @@ async fn on_node(
     let name = node.name_any();
     let client = ctx
         .clients
-        .get(&ctx.kube, node, ctx.proxmox_metrics.clone())
+        .current(&ctx.kube, node, ctx.proxmox_metrics.clone())
         .await
         .ok()?;
     let volid = &template.spec.os_template.volid;
