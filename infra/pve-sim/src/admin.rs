@@ -9,7 +9,8 @@
 use crate::auth::TicketKey;
 use crate::faults::{ErrorRule, FaultConfig, LatencyRule, TaskFailure};
 use crate::reqlog::LogEntry;
-use crate::state::{Sim, lock};
+use crate::state::Sim;
+use crate::sync::lock;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -5,10 +5,12 @@
 use crate::auth::{Credentials, Identity};
 use crate::error::ApiError;
 use crate::faults::{ErrorKind, Injected};
-use crate::routes::{Ctx, Perm, ROUTES, Reply};
-use crate::state::{Sim, lock, now};
+use crate::handler::{Ctx, Reply};
+use crate::routes::{Perm, ROUTES};
+use crate::state::{Sim, now};
+use crate::sync::lock;
 use crate::validate::Params;
-use crate::{perms, routes, rules, validate};
+use crate::{perms, routes, validate};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -172,7 +174,7 @@ fn run(
         }
         check_perm(sim, route.perm, id, params)?;
     }
-    validate::validate(rules::route_rules(index), params).map_err(ApiError::Param)?;
+    validate::validate(routes::route_rules(index), params).map_err(ApiError::Param)?;
     (route.handler)(&Ctx { sim, id, params })
 }
 

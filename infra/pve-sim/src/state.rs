@@ -5,6 +5,7 @@ use crate::auth::TicketKey;
 use crate::config::Config;
 use crate::faults::Faults;
 use crate::reqlog::RequestLog;
+use crate::sync::lock;
 use crate::tasks::Task;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,11 +31,6 @@ pub struct Sim {
     pub log: RequestLog,
     /// SHA-256 fingerprint of the served certificate (reported by `/nodes`).
     pub fingerprint: String,
-}
-
-/// Locks a mutex, recovering from a poisoned one (a panicking handler must not wedge the sim).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Sim {
