@@ -33,7 +33,7 @@ pub mod worker;
 
 pub use admin::{Admin, CtInfo, LockRequest};
 pub use config::Config;
-pub use faults::{ErrorKind, ErrorRule, FaultConfig, LatencyRule, Match, TaskFailure};
+pub use faults::{ErrorKind, ErrorRule, FaultConfig, LatencyRule, Match, PaddingRule, TaskFailure};
 pub use reqlog::LogEntry;
 
 use serde::{Deserialize, Serialize};

@@ -11,6 +11,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,8 @@ pub struct Sim {
     pub key: Mutex<TicketKey>,
     pub faults: Mutex<Faults>,
     pub log: RequestLog,
+    /// Filler bytes of padded answers handed to connections (see `faults::PaddingRule`).
+    pub padding_sent: AtomicU64,
     /// SHA-256 fingerprint of the served certificate (reported by `/nodes`).
     pub fingerprint: String,
 }
@@ -78,6 +81,7 @@ impl Sim {
             key: Mutex::new(TicketKey(key)),
             faults: Mutex::new(faults),
             log: RequestLog::default(),
+            padding_sent: AtomicU64::new(0),
             fingerprint,
             cfg,
         }
