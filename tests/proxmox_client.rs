@@ -1,7 +1,7 @@
 //! The Proxmox client against pve-sim over real TLS: auth (token, ticket, CSRF, expiry,
-//! renewal), trust (pinning, CA bundle), error classes, safe retries, the circuit breaker, the body
-//! size limit, the task waiter, and property strings accepted by the simulator's schema
-//! validation.
+//! renewal), trust (pinning, CA bundle), error classes, safe retries, the circuit breaker (and a
+//! cancelled trial call), the body size limit, the task waiter, and property strings accepted
+//! by the simulator's schema validation.
 
 use std::time::Duration;
 
@@ -12,7 +12,8 @@ use lxc_operator::proxmox::property::{Features, Net, Startup, Volume};
 use lxc_operator::proxmox::tls::parse_fingerprint;
 use lxc_operator::proxmox::{Credentials, Error, ErrorClass, ProxmoxClient, Secret, TlsTrust};
 use pve_sim::{
-    Config, ErrorKind, ErrorRule, FaultConfig, LockRequest, Match, PaddingRule, PveSim, TaskFailure,
+    Config, ErrorKind, ErrorRule, FaultConfig, LatencyRule, LockRequest, Match, PaddingRule, PveSim,
+    TaskFailure,
 };
 
 const TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
@@ -394,6 +395,57 @@ async fn the_circuit_breaker_opens_and_closes() {
         client.version().await.unwrap_err().class(),
         ErrorClass::CircuitOpen,
         "closed again"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_trial_call_does_not_keep_the_breaker_open() {
+    let sim = sim().await;
+    let admin = sim.admin();
+    let creds = Credentials::Token {
+        id: sim.token_id().into(),
+        secret: Secret::new(sim.token_secret()),
+    };
+    let mut config = fast(ClientConfig::new(sim.url(), creds, pinned(&sim)));
+    config.retry.max_attempts = 1;
+    config.breaker = BreakerConfig {
+        failure_threshold: 1,
+        open_for: Duration::from_millis(300),
+    };
+    let client = ProxmoxClient::new(config).unwrap();
+    let version = Match {
+        path_prefix: "/version".into(),
+        method: None,
+    };
+    admin.add_error_rule(ErrorRule {
+        on: version.clone(),
+        rate: 1.0,
+        kind: ErrorKind::Reset,
+        message: None,
+    });
+    assert_eq!(client.version().await.unwrap_err().class(), ErrorClass::Connect);
+    assert_eq!(
+        client.version().await.unwrap_err().class(),
+        ErrorClass::CircuitOpen
+    );
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    admin.set_faults(FaultConfig::default());
+    admin.add_latency(LatencyRule {
+        on: version,
+        ms: 5_000,
+    });
+    let trial = tokio::time::timeout(Duration::from_millis(300), client.version()).await;
+    assert!(
+        trial.is_err(),
+        "the trial call was let through, hung, and was cancelled"
+    );
+
+    admin.set_faults(FaultConfig::default());
+    let next = client.version().await;
+    assert!(
+        next.is_ok(),
+        "the cancelled trial freed its slot; the next call is the new trial: {next:?}"
     );
 }
 

@@ -264,13 +264,17 @@ impl ProxmoxClient {
         params: &Params,
         kind: CallKind,
     ) -> Result<Value, Error> {
-        if let Err(wait) = self.inner.breaker.admit(Instant::now()) {
-            return Err(Error::CircuitOpen {
+        // Held until the attempt ends: if this is the breaker's trial and the caller drops the
+        // future, dropping the admission frees the trial slot.
+        let _admission = self
+            .inner
+            .breaker
+            .admit(Instant::now())
+            .map_err(|wait| Error::CircuitOpen {
                 operation: operation.to_string(),
                 endpoint: self.inner.endpoint.clone(),
                 retry_in_secs: wait.as_secs().max(1),
-            });
-        }
+            })?;
         let first = self
             .send(operation, method.clone(), path, params, kind, false)
             .await;
