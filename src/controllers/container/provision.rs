@@ -9,7 +9,7 @@ use super::locate::Target;
 use super::run::{Halt, HaltKind, Run, phase};
 use crate::crd::provisioning::ServiceSpec;
 use crate::provision::content::digest::ResolvedProvisioning;
-use crate::provision::content::resolve::resolve;
+use crate::provision::content::resolve::{Scope, resolve};
 
 /// Runs provisioning steps inside a container.
 #[async_trait]
@@ -51,11 +51,16 @@ async fn steps(run: &Run<'_>, target: &Target) -> Result<ResolvedProvisioning, H
         )
     };
     let kube = &run.ctx.kube;
-    let template = resolve(kube, &target.template.spec.provisioning, "LxcTemplate spec", None)
-        .await
-        .map_err(invalid)?;
+    let template = resolve(
+        kube,
+        &target.template.spec.provisioning,
+        "LxcTemplate spec",
+        Scope::Cluster,
+    )
+    .await
+    .map_err(invalid)?;
     let own = match &run.ct.spec.provisioning {
-        Some(p) => resolve(kube, p, "spec.provisioning", Some(&run.namespace))
+        Some(p) => resolve(kube, p, "spec.provisioning", Scope::Namespace(&run.namespace))
             .await
             .map_err(invalid)?,
         None => ResolvedProvisioning::default(),

@@ -16,11 +16,11 @@ use crate::audit::{AuditStore, Guarded, Intent};
 use crate::controllers::node::reconcile::FIELD_MANAGER;
 use crate::crd::node::ProxmoxNode;
 use crate::crd::template::{LxcTemplate, LxcTemplateStatus, TemplateNodeStatus};
+use crate::provision::content::resolve::{Scope, resolve};
 use crate::proxmox::client::Metrics;
 use crate::proxmox::tasks::TaskState;
 use crate::proxmox::{ProxmoxClient, Upid};
 use crate::status::conditions::{Desired, is_true, set, types};
-use crate::provision::content::resolve::resolve;
 
 /// What the template controller shares.
 #[derive(Clone)]
@@ -191,7 +191,7 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
     let now = Timestamp::now();
     let generation = template.metadata.generation;
     let mut status = template.status.clone().unwrap_or_default();
-    let resolved = resolve(&ctx.kube, &template.spec.provisioning, "spec", None).await;
+    let resolved = resolve(&ctx.kube, &template.spec.provisioning, "spec", Scope::Cluster).await;
     let digest = resolved.as_ref().map(|r| r.digest()).map_err(|e| e.to_string());
 
     let nodes = Api::<ProxmoxNode>::all(ctx.kube.clone())
