@@ -40,7 +40,7 @@ pub struct NodePolicy {
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub allowed_mount_types: Vec<String>,
     /// Bridges network interfaces may attach to (after the node's default bridge is filled
-    /// in). Unset: any bridge. Set: only these; an empty list allows no interface at all.
+    /// in). Unset: any bridge. Set: only these; an empty list allows none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), inner(regex(pattern = BRIDGE_PATTERN)))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
