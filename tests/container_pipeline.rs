@@ -613,3 +613,62 @@ async fn proxmox_faults_end_in_convergence_without_duplicates() {
         assert_eq!(creates, 1, "VMID {id} created once");
     }
 }
+
+#[tokio::test]
+async fn what_the_node_policy_does_not_allow_ends_before_any_proxmox_call() {
+    let w = World::new("policy", &["pve1"], |c| c).await;
+    kube::Api::<lxc_operator::crd::ProxmoxNode>::all(w.kube.clone())
+        .patch(
+            &w.nodes[0],
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"policy": {"maxMemoryMiB": 1024}}})),
+        )
+        .await
+        .unwrap();
+    let node = json!(w.nodes[0]);
+    let lxc_calls = || {
+        w.sim
+            .admin()
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/nodes/pve1/lxc") || r.path.starts_with("/cluster/nextid"))
+            .count()
+    };
+    let before = lxc_calls();
+    // Too much memory, and (by the safe default) a privileged container.
+    w.container("greedy", json!({"nodeRef": node, "resources": {"memoryMiB": 2048}}))
+        .await;
+    w.container("privileged", json!({"nodeRef": node, "unprivileged": false}))
+        .await;
+    let greedy = w
+        .wait("greedy", "be denied by the policy", 20, |ct| {
+            reason(ct, "Resolved").as_deref() == Some("PolicyDenied")
+        })
+        .await;
+    let message = condition_message(&greedy, "Resolved");
+    assert!(
+        message.contains("spec.resources.memoryMiB") && message.contains("maxMemoryMiB = 1024"),
+        "names the field and the rule: {message}"
+    );
+    assert_eq!(reason(&greedy, "Stalled").as_deref(), Some("PolicyDenied"));
+    let privileged = w
+        .wait("privileged", "be denied by the policy", 20, |ct| {
+            reason(ct, "Resolved").as_deref() == Some("PolicyDenied")
+        })
+        .await;
+    assert!(condition_message(&privileged, "Resolved").contains("allowPrivileged"));
+    assert_eq!(lxc_calls(), before, "no Proxmox call about a denied container");
+    assert!(w.sim.admin().containers().is_empty());
+    assert!(greedy.status.as_ref().and_then(|s| s.vmid).is_none(), "not even a VMID");
+    // Within the policy, it goes through.
+    w.patch_spec("greedy", json!({"resources": {"memoryMiB": 512}})).await;
+    w.ready("greedy").await;
+}
+
+fn condition_message(ct: &lxc_operator::crd::LxcContainer, type_: &str) -> String {
+    ct.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}

@@ -1,6 +1,7 @@
 //! The Proxmox client against pve-sim over real TLS: auth (token, ticket, CSRF, expiry,
-//! renewal), trust (pinning, CA bundle), error classes, safe retries, the circuit breaker, the
-//! task waiter, and property strings accepted by the simulator's schema validation.
+//! renewal), trust (pinning, CA bundle), error classes, safe retries, the circuit breaker (and a
+//! cancelled trial call), the body size limit, the task waiter, and property strings accepted
+//! by the simulator's schema validation.
 
 // This test acts on Proxmox (or the audit trail) directly, behind the operator's back; the
 // operator itself may only do so through controllers::act::Actor (see clippy.toml).
@@ -14,7 +15,10 @@ use lxc_operator::proxmox::client::{ClientConfig, RetryConfig};
 use lxc_operator::proxmox::property::{Features, Net, Startup, Volume};
 use lxc_operator::proxmox::tls::parse_fingerprint;
 use lxc_operator::proxmox::{Credentials, Error, ErrorClass, ProxmoxClient, Secret, TlsTrust};
-use pve_sim::{Config, ErrorKind, ErrorRule, LockRequest, Match, PveSim, TaskFailure};
+use pve_sim::{
+    Config, ErrorKind, ErrorRule, FaultConfig, LatencyRule, LockRequest, Match, PaddingRule, PveSim,
+    TaskFailure,
+};
 
 const TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
 
@@ -396,6 +400,132 @@ async fn the_circuit_breaker_opens_and_closes() {
         ErrorClass::CircuitOpen,
         "closed again"
     );
+}
+
+#[tokio::test]
+async fn a_cancelled_trial_call_does_not_keep_the_breaker_open() {
+    let sim = sim().await;
+    let admin = sim.admin();
+    let creds = Credentials::Token {
+        id: sim.token_id().into(),
+        secret: Secret::new(sim.token_secret()),
+    };
+    let mut config = fast(ClientConfig::new(sim.url(), creds, pinned(&sim)));
+    config.retry.max_attempts = 1;
+    config.breaker = BreakerConfig {
+        failure_threshold: 1,
+        open_for: Duration::from_millis(300),
+    };
+    let client = ProxmoxClient::new(config).unwrap();
+    let version = Match {
+        path_prefix: "/version".into(),
+        method: None,
+    };
+    admin.add_error_rule(ErrorRule {
+        on: version.clone(),
+        rate: 1.0,
+        kind: ErrorKind::Reset,
+        message: None,
+    });
+    assert_eq!(client.version().await.unwrap_err().class(), ErrorClass::Connect);
+    assert_eq!(
+        client.version().await.unwrap_err().class(),
+        ErrorClass::CircuitOpen
+    );
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    admin.set_faults(FaultConfig::default());
+    admin.add_latency(LatencyRule {
+        on: version,
+        ms: 5_000,
+    });
+    let trial = tokio::time::timeout(Duration::from_millis(300), client.version()).await;
+    assert!(
+        trial.is_err(),
+        "the trial call was let through, hung, and was cancelled"
+    );
+
+    admin.set_faults(FaultConfig::default());
+    let next = client.version().await;
+    assert!(
+        next.is_ok(),
+        "the cancelled trial freed its slot; the next call is the new trial: {next:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_answers_are_refused_without_being_read_whole() {
+    let sim = sim().await;
+    let admin = sim.admin();
+    let pad = |bytes: u64, chunked: bool| {
+        admin.set_faults(FaultConfig::default());
+        admin.add_padding(PaddingRule {
+            on: Match {
+                path_prefix: "/version".into(),
+                method: None,
+            },
+            bytes,
+            chunked,
+        });
+    };
+    const MIB: u64 = 1 << 20;
+
+    // The default limit is 16 MiB.
+    let default = token_client(&sim);
+    pad(15 * MIB, true);
+    default
+        .version()
+        .await
+        .expect("15 MiB is under the default limit");
+    pad(17 * MIB, false);
+    let err = default.version().await.unwrap_err();
+    assert!(
+        matches!(err, Error::BodyTooLarge { limit_bytes, .. } if limit_bytes == 16 << 20),
+        "{err}"
+    );
+
+    let creds = Credentials::Token {
+        id: sim.token_id().into(),
+        secret: Secret::new(sim.token_secret()),
+    };
+    let mut config = fast(ClientConfig::new(sim.url(), creds, pinned(&sim)));
+    config.max_body_bytes = MIB as usize;
+    let client = ProxmoxClient::new(config).unwrap();
+    pad(MIB / 2, false);
+    assert_eq!(
+        client.version().await.expect("under the limit").version,
+        sim.config().version
+    );
+
+    // Announced by Content-Length, or only found out while reading a chunked body.
+    for chunked in [false, true] {
+        pad(256 * MIB, chunked);
+        admin.clear_requests();
+        let sent_before = admin.padding_sent();
+        let err = client.version().await.unwrap_err();
+        let Error::BodyTooLarge {
+            operation,
+            limit_bytes,
+        } = &err
+        else {
+            panic!("chunked={chunked}: {err}")
+        };
+        assert_eq!((operation.as_str(), *limit_bytes), ("get version", MIB as usize));
+        assert!(err.to_string().starts_with("get version: "), "{err}");
+        assert_eq!(err.class(), ErrorClass::Server);
+        assert_eq!(
+            count(&sim, "GET", "/version"),
+            1,
+            "an oversized answer is not retried"
+        );
+        // The client hung up: the simulator stopped producing the 256 MiB early.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = admin.padding_sent() - sent_before;
+        assert!(
+            sent < 32 * MIB,
+            "chunked={chunked}: {sent} bytes of filler went out"
+        );
+    }
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ pub struct SecretKeyRef {
 }]))]
 pub struct ContentSource {
     /// A key of a ConfigMap. For an `LxcTemplate` (cluster-scoped) the namespace is required;
-    /// for an `LxcContainer` it defaults to the container's namespace.
+    /// an `LxcContainer` reads only from its own namespace and must leave `namespace` out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_key_ref: Option<ContentKeyRef>,
     /// A key of a Secret; the content is never copied into status, logs, Events or the audit
@@ -76,7 +76,8 @@ pub struct ContentKeyRef {
     /// Name of the ConfigMap or Secret.
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
-    /// Namespace of the ConfigMap or Secret (see the owning field for the default).
+    /// Namespace of the ConfigMap or Secret: required in an `LxcTemplate`, refused in an
+    /// `LxcContainer` (which reads only its own namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
     pub namespace: Option<String>,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Conditions, DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, SecretKeyRef};
 use super::node::{BRIDGE_PATTERN, STORAGE_ID_PATTERN};
-use super::provisioning::{FILE_PATH_PATTERN, NO_DOTDOT_RULE, Provisioning};
+use super::provisioning::{FILE_PATH_PATTERN, NO_DOTDOT_RULE, Provisioning, refuse_reference_namespaces};
 
 /// A Proxmox tag (stored lower-case, so only lower-case is accepted here).
 pub const TAG_PATTERN: &str = "^[a-z0-9_][a-z0-9_+.-]*$";
@@ -17,6 +17,10 @@ pub const TAG_PATTERN: &str = "^[a-z0-9_][a-z0-9_+.-]*$";
 pub const NIC_NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}$";
 /// A MAC address, unicast.
 pub const MAC_PATTERN: &str = "^[0-9A-Fa-f][02468AaCcEe](:[0-9A-Fa-f]{2}){5}$";
+
+/// The CEL rule on `description`: the ownership marker's prefix (see
+/// `pipeline::ownership::UID_PREFIX`) may not be written by hand, in any letter case.
+pub const NO_OWNER_MARKER_RULE: &str = "!self.lowerAscii().contains('lxc-operator-uid:')";
 
 /// One LXC container on Proxmox VE.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -124,7 +128,9 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_public_keys_secret_ref: Option<SecretKeyRef>,
     /// Provisioning of this container, after the template's: files, packages, scripts.
+    /// Content references (`contentFrom`) read from the container's own namespace only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = refuse_reference_namespaces)]
     pub provisioning: Option<Provisioning>,
     /// How changes are rolled out.
     #[serde(default)]
@@ -141,9 +147,14 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 64), regex(pattern = TAG_PATTERN)))]
     pub tags: Vec<String>,
-    /// Free-text description shown in Proxmox; the operator appends its ownership marker.
+    /// Free-text description shown in Proxmox; the operator appends its ownership marker
+    /// line, so the text itself must not contain `lxc-operator-uid:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": NO_OWNER_MARKER_RULE,
+        "message": "must not contain 'lxc-operator-uid:': the operator's ownership marker cannot be written by hand"
+    }]))]
     pub description: Option<String>,
 }
 

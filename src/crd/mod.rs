@@ -8,6 +8,7 @@ pub mod common;
 pub mod container;
 pub mod generate;
 pub mod node;
+pub mod policy;
 pub mod provisioning;
 pub mod template;
 

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Conditions, DNS_LABEL_PATTERN, NamespacedSecretKeyRef, NamespacedSecretRef};
+use super::policy::NodePolicy;
 
 /// A Proxmox node or storage name.
 pub const PVE_NAME_PATTERN: &str = "^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$";
@@ -68,6 +69,11 @@ pub struct ProxmoxNodeSpec {
     /// VMIDs the operator may allocate on this node's cluster. Defaults to 100..999999999.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmid_range: Option<VmidRange>,
+    /// What containers on this node may ask for: privileged mode, feature flags, bridges,
+    /// VLANs, storages, pools, mount-point kinds and per-container maxima. The defaults deny
+    /// privileged containers, feature flags other than `nesting`, and bind or device mounts.
+    #[serde(default)]
+    pub policy: NodePolicy,
     /// Namespaces whose `LxcContainer`s may use this node; empty means all namespaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN)))]

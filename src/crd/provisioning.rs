@@ -27,6 +27,53 @@ pub const UNIT_PATTERN: &str = "^[A-Za-z0-9:_.@-]+\\.(service|socket|timer|targe
 /// The CEL rule attached to every file path: no `..` segment anywhere.
 pub const NO_DOTDOT_RULE: &str = "!self.matches('(^|/)[.][.](/|$)')";
 
+/// The CEL rule a namespaced object puts on each of its content references: no `namespace`.
+pub const NO_REFERENCE_NAMESPACE_RULE: &str = "!has(self.namespace)";
+
+/// A schema transform for the `provisioning` of a namespaced object (an `LxcContainer`): every
+/// `configMapKeyRef` and `secretKeyRef` in it gets a CEL rule refusing `namespace`, so a tenant
+/// cannot point at another namespace's Secrets. The refusal names the exact field
+/// (`spec.provisioning.files[0].contentFrom.secretKeyRef.namespace`). The types are shared with
+/// the cluster-scoped `LxcTemplate`, whose references keep their namespaces, hence a transform on
+/// the container's field (subschemas are inlined, so the template's schema is untouched).
+pub fn refuse_reference_namespaces(schema: &mut schemars::Schema) {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(props) = map.get_mut("properties").and_then(|p| p.as_object_mut())
+                    && props.contains_key("configMapKeyRef")
+                    && props.contains_key("secretKeyRef")
+                {
+                    for key in ["configMapKeyRef", "secretKeyRef"] {
+                        if let Some(reference) = props.get_mut(key).and_then(|r| r.as_object_mut()) {
+                            add_rule(reference);
+                        }
+                    }
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    fn add_rule(reference: &mut serde_json::Map<String, serde_json::Value>) {
+        let rules = reference
+            .entry("x-kubernetes-validations")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(rules) = rules.as_array_mut() {
+            rules.push(serde_json::json!({
+                "rule": NO_REFERENCE_NAMESPACE_RULE,
+                "message": "an LxcContainer reads content only from its own namespace: leave namespace out",
+                "fieldPath": ".namespace"
+            }));
+        }
+    }
+    // The top is `Provisioning` itself; the references sit below it.
+    if let Some(top) = schema.as_object_mut() {
+        top.values_mut().for_each(walk);
+    }
+}
+
 /// Packages to install, one list per package manager. The manager present in the container is
 /// detected; lists for managers the container does not have are an error on that container.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

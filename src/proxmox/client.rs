@@ -94,8 +94,15 @@ pub struct ClientConfig {
     pub max_concurrent_tasks: usize,
     /// Age after which a ticket is renewed before use (Proxmox tickets live 2 h).
     pub ticket_renew_after: Duration,
+    /// The largest response body read; a larger one is [`Error::BodyTooLarge`], and no more than
+    /// this is ever held in memory.
+    pub max_body_bytes: usize,
     pub metrics: Option<Arc<dyn Metrics>>,
 }
+
+/// Default [`ClientConfig::max_body_bytes`]: far above any answer the operator reads (a
+/// `/cluster/resources` of thousands of guests is a few MiB), far below what hurts.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 
 impl ClientConfig {
     /// Defaults for everything but the endpoint, credentials and trust.
@@ -109,6 +116,7 @@ impl ClientConfig {
             breaker: BreakerConfig::default(),
             max_concurrent_tasks: 4,
             ticket_renew_after: Duration::from_secs(3600),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             metrics: None,
         }
     }
@@ -131,6 +139,7 @@ struct Inner {
     retry: RetryConfig,
     breaker: Breaker,
     task_slots: Semaphore,
+    max_body_bytes: usize,
     metrics: Arc<dyn Metrics>,
 }
 
@@ -180,6 +189,7 @@ impl ProxmoxClient {
                 retry: config.retry,
                 breaker: Breaker::new(config.breaker),
                 task_slots: Semaphore::new(config.max_concurrent_tasks.max(1)),
+                max_body_bytes: config.max_body_bytes,
                 metrics: config.metrics.unwrap_or_else(|| Arc::new(NoMetrics)),
             }),
         })
@@ -265,13 +275,17 @@ impl ProxmoxClient {
         params: &Params,
         kind: CallKind,
     ) -> Result<Value, Error> {
-        if let Err(wait) = self.inner.breaker.admit(Instant::now()) {
-            return Err(Error::CircuitOpen {
+        // Held until the attempt ends: if this is the breaker's trial and the caller drops the
+        // future, dropping the admission frees the trial slot.
+        let _admission = self
+            .inner
+            .breaker
+            .admit(Instant::now())
+            .map_err(|wait| Error::CircuitOpen {
                 operation: operation.to_string(),
                 endpoint: self.inner.endpoint.clone(),
                 retry_in_secs: wait.as_secs().max(1),
-            });
-        }
+            })?;
         let first = self
             .send(operation, method.clone(), path, params, kind, false)
             .await;
@@ -331,11 +345,33 @@ impl ProxmoxClient {
         self.inner.breaker.record_success();
         let status = response.status();
         let reason = status.canonical_reason().unwrap_or_default().to_string();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| self.connect_error(operation, &e))?;
+        let body = self.read_body(operation, response).await?;
         unwrap_envelope(operation, status, &reason, &body)
+    }
+
+    /// Reads the body chunk by chunk up to `max_body_bytes`: a larger answer is refused from its
+    /// `Content-Length`, or as soon as it crosses the limit (the connection is then dropped).
+    async fn read_body(&self, operation: &str, mut response: reqwest::Response) -> Result<String, Error> {
+        let limit = self.inner.max_body_bytes;
+        let too_large = || Error::BodyTooLarge {
+            operation: operation.to_string(),
+            limit_bytes: limit,
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.connect_error(operation, &e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     fn connect_error(&self, operation: &str, e: &reqwest::Error) -> Error {

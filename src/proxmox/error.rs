@@ -99,6 +99,10 @@ pub enum Error {
     /// The answer could not be read.
     #[error("{operation}: unexpected answer from Proxmox: {message}")]
     Decode { operation: String, message: String },
+    /// The answer's body was larger than the client's limit (`ClientConfig::max_body_bytes`);
+    /// reading stopped there.
+    #[error("{operation}: Proxmox's answer is larger than the limit of {limit_bytes} bytes")]
+    BodyTooLarge { operation: String, limit_bytes: usize },
 }
 
 fn fields_suffix(fields: &BTreeMap<String, String>) -> String {
@@ -121,7 +125,8 @@ impl Error {
             Self::Api { class, .. } => *class,
             Self::TaskFailed { .. } => ErrorClass::TaskFailed,
             Self::CircuitOpen { .. } => ErrorClass::CircuitOpen,
-            Self::Decode { .. } => ErrorClass::Server,
+            // Unreadable answers are the server's fault, as a 5xx would be.
+            Self::Decode { .. } | Self::BodyTooLarge { .. } => ErrorClass::Server,
         }
     }
 

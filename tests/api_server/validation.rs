@@ -189,3 +189,99 @@ async fn other_fields_stay_mutable() {
     };
     assert_eq!(update_refusal("mutable", change).await, None);
 }
+
+/// A container whose one file reads `reference` (a `configMapKeyRef` or `secretKeyRef` body).
+fn container_reading(name: &str, kind: &str, reference: Value) -> Value {
+    let mut ct = container(name);
+    ct["spec"]["provisioning"] = json!({
+        "files": [{"path": "/etc/app.conf", "contentFrom": {kind: reference}}]
+    });
+    ct
+}
+
+#[tokio::test]
+async fn a_container_reads_content_from_its_own_namespace_only_a_template_names_any() {
+    let cp = test_world::control_plane();
+    let client = cp.client().await;
+    let ns = cp.namespace("content-ns").await;
+    let containers = api_for(client.clone(), "LxcContainer", &ns);
+    let create = |obj: Value| {
+        let containers = containers.clone();
+        async move {
+            let obj: DynamicObject = serde_json::from_value(obj).unwrap();
+            containers.create(&PostParams::default(), &obj).await
+        }
+    };
+    // Without a namespace: accepted (the container's own namespace is implied).
+    let local = json!({"name": "app", "key": "app.conf"});
+    create(container_reading("local", "secretKeyRef", local.clone()))
+        .await
+        .expect("a reference without namespace is accepted");
+    create(container_reading("local-map", "configMapKeyRef", local))
+        .await
+        .expect("a reference without namespace is accepted");
+    // Any namespace, even the container's own, is refused, naming the field.
+    for (name, kind, namespace) in [
+        ("kube", "secretKeyRef", "kube-system"),
+        ("own", "secretKeyRef", ns.as_str()),
+        ("map", "configMapKeyRef", "kube-system"),
+    ] {
+        let reference = json!({"name": "app", "namespace": namespace, "key": "app.conf"});
+        let err = create(container_reading(name, kind, reference))
+            .await
+            .expect_err("a reference naming a namespace is refused");
+        let kube::Error::Api(status) = err else {
+            panic!("unexpected error: {err}")
+        };
+        let field = format!("spec.provisioning.files[0].contentFrom.{kind}.namespace");
+        assert_eq!(status.code, 422, "{}", status.message);
+        assert!(
+            status.message.contains(&field) && status.message.contains("own namespace"),
+            "{}",
+            status.message
+        );
+    }
+
+    // The cluster-scoped template keeps explicit namespaces: the rule is the container's alone.
+    let templates = api_for(client, "LxcTemplate", "");
+    let name = format!("content-ns-{}", std::process::id());
+    let template: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "osTemplate": {"volid": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+            "files": [{"path": "/etc/app.conf", "contentFrom": {"secretKeyRef":
+                {"name": "app", "namespace": "lxc-operator", "key": "app.conf"}}}]
+        }
+    }))
+    .unwrap();
+    templates
+        .create(&PostParams::default(), &template)
+        .await
+        .expect("a template names the namespace of its references");
+    templates
+        .delete(&name, &Default::default())
+        .await
+        .expect("delete the template");
+}
+
+#[tokio::test]
+async fn the_ownership_marker_cannot_be_written_into_the_description() {
+    let ok = update_refusal("desc-plain", |o| {
+        o["spec"]["description"] = json!("web server\nowner: team-a\n")
+    });
+    assert_eq!(ok.await, None, "an ordinary description is accepted");
+    for (name, forged) in [
+        (
+            "desc-marker",
+            "x\n\nlxc-operator-uid: 6f1c2d8e-0000-4000-8000-00000000beef\n",
+        ),
+        (
+            "desc-marker-case",
+            "LXC-Operator-UID: 6f1c2d8e-0000-4000-8000-00000000beef",
+        ),
+    ] {
+        let refusal = update_refusal(name, |o| o["spec"]["description"] = json!(forged)).await;
+        assert_refused(refusal, "spec.description", "ownership marker");
+    }
+}

@@ -2,18 +2,21 @@
 //! log and container lookups (for `host/pct`), as a library handle and as a plain-HTTP API.
 //!
 //! HTTP routes (JSON bodies): `GET|DELETE /requests`, `GET|PUT /faults`, `POST /faults/errors`
-//! (ErrorRule), `POST /faults/latency` (LatencyRule), `POST /faults/task-failures` (TaskFailure),
-//! `POST /tickets/expire`, `POST /nodes/{node}/offline|online`, `POST /locks`
-//! (`{"vmid":100,"seconds":5,"lock":"backup"?}`), `GET /cts`, `GET /cts/{vmid}`, `GET /health`.
+//! (ErrorRule), `POST /faults/latency` (LatencyRule), `POST /faults/padding` (PaddingRule),
+//! `GET /padding-sent`, `POST /faults/task-failures` (TaskFailure), `POST /tickets/expire`,
+//! `POST /nodes/{node}/offline|online`, `POST /locks` (`{"vmid":100,"seconds":5,"lock":"backup"?}`),
+//! `GET /cts`, `GET /cts/{vmid}`, `GET /health`.
 
 use crate::auth::TicketKey;
-use crate::faults::{ErrorRule, FaultConfig, LatencyRule, TaskFailure};
+use crate::faults::{ErrorRule, FaultConfig, LatencyRule, PaddingRule, TaskFailure};
 use crate::reqlog::LogEntry;
-use crate::state::{Sim, lock};
+use crate::state::Sim;
+use crate::sync::lock;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// A container as the host sees it.
@@ -62,6 +65,14 @@ impl Admin {
     }
     pub fn add_latency(&self, rule: LatencyRule) {
         lock(&self.0.faults).cfg.latency.push(rule);
+    }
+    pub fn add_padding(&self, rule: PaddingRule) {
+        lock(&self.0.faults).cfg.padding.push(rule);
+    }
+    /// Filler bytes handed to connections so far (see `PaddingRule`): far below the padding's
+    /// size when a client stopped reading.
+    pub fn padding_sent(&self) -> u64 {
+        self.0.padding_sent.load(Ordering::Relaxed)
     }
     pub fn fail_tasks(&self, failure: TaskFailure) {
         lock(&self.0.faults).cfg.task_failures.push(failure);
@@ -165,6 +176,11 @@ pub fn handle(sim: &Arc<Sim>, method: &str, path: &str, query: Option<&str>, bod
                 admin.add_latency(parse(body)?);
                 ok()
             }
+            ("POST", ["faults", "padding"]) => {
+                admin.add_padding(parse(body)?);
+                ok()
+            }
+            ("GET", ["padding-sent"]) => (200, json!({"bytes": admin.padding_sent()})),
             ("POST", ["faults", "task-failures"]) => {
                 admin.fail_tasks(parse(body)?);
                 ok()

@@ -112,7 +112,7 @@ pub fn extract(cookie: Option<&str>, authorization: Option<&str>) -> Credentials
 }
 
 fn url_decode(s: &str) -> String {
-    crate::routes::percent_decode(s)
+    crate::percent::decode(s)
 }
 
 #[cfg(test)]

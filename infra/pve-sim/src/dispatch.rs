@@ -4,11 +4,13 @@
 
 use crate::auth::{Credentials, Identity};
 use crate::error::ApiError;
-use crate::faults::{ErrorKind, Injected};
-use crate::routes::{Ctx, Perm, ROUTES, Reply};
-use crate::state::{Sim, lock, now};
+use crate::faults::{ErrorKind, Injected, PaddingRule};
+use crate::handler::{Ctx, Reply};
+use crate::routes::{Perm, ROUTES};
+use crate::state::{Sim, now};
+use crate::sync::lock;
 use crate::validate::Params;
-use crate::{perms, routes, rules, validate};
+use crate::{perms, routes, validate};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -34,11 +36,14 @@ pub enum Outcome {
         content_type: &'static str,
         body: Vec<u8>,
     },
+    /// A 200 JSON answer (`body` is the whole envelope) with the rule's filler streamed into
+    /// the envelope as the client reads (see `faults::PaddingRule`).
+    Padded { body: Vec<u8>, padding: PaddingRule },
     /// Close the connection without answering.
     Reset,
 }
 
-const JSON: &str = "application/json;charset=UTF-8";
+pub const JSON: &str = "application/json;charset=UTF-8";
 
 pub async fn handle(sim: &Arc<Sim>, req: ApiRequest<'_>) -> Outcome {
     let Some(rel) = req
@@ -82,17 +87,22 @@ pub async fn handle(sim: &Arc<Sim>, req: ApiRequest<'_>) -> Outcome {
             if let Some(total) = reply.total {
                 body["total"] = json!(total);
             }
-            Outcome::Respond {
-                status: 200,
-                reason: "OK".into(),
-                content_type: JSON,
-                body: body.to_string().into_bytes(),
+            let body = body.to_string().into_bytes();
+            match lock(&sim.faults).padding(req.method, rel) {
+                Some(padding) => Outcome::Padded { body, padding },
+                None => Outcome::Respond {
+                    status: 200,
+                    reason: "OK".into(),
+                    content_type: JSON,
+                    body,
+                },
             }
         }
         Err(e) => error_outcome(e),
     };
     let status = match &outcome {
         Outcome::Respond { status, .. } => *status,
+        Outcome::Padded { .. } => 200,
         Outcome::Reset => 0,
     };
     sim.log.record(
@@ -172,7 +182,7 @@ fn run(
         }
         check_perm(sim, route.perm, id, params)?;
     }
-    validate::validate(rules::route_rules(index), params).map_err(ApiError::Param)?;
+    validate::validate(routes::route_rules(index), params).map_err(ApiError::Param)?;
     (route.handler)(&Ctx { sim, id, params })
 }
 

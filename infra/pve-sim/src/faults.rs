@@ -1,5 +1,5 @@
-//! Fault injection: per-endpoint error rates (500, 503, connection reset), added latency and
-//! task failures, drawn from a seeded RNG so a run is reproducible. (Node outages, ticket
+//! Fault injection: per-endpoint error rates (500, 503, connection reset), added latency,
+//! oversized answers and task failures, drawn from a seeded RNG so a run is reproducible. (Node outages, ticket
 //! expiry and lock contention act on the state directly; see `admin.rs`.)
 
 use rand::{Rng, SeedableRng};
@@ -13,6 +13,7 @@ use std::time::Duration;
 pub struct FaultConfig {
     pub errors: Vec<ErrorRule>,
     pub latency: Vec<LatencyRule>,
+    pub padding: Vec<PaddingRule>,
     pub task_failures: Vec<TaskFailure>,
 }
 
@@ -65,6 +66,20 @@ pub struct LatencyRule {
     #[serde(flatten)]
     pub on: Match,
     pub ms: u64,
+}
+
+/// Successful answers that match carry `bytes` of filler in their envelope
+/// (`{"data":...,"padding":"xx..."}`), streamed as the client reads, so a client's body size
+/// limit can be tested without the simulator holding the body in memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaddingRule {
+    #[serde(flatten)]
+    pub on: Match,
+    pub bytes: u64,
+    /// Sent chunked, without `Content-Length`, so the size is not known from the headers.
+    #[serde(default)]
+    pub chunked: bool,
 }
 
 /// The next `count` tasks of a type (any if unset) for a vmid (any if unset) fail with `message`.
@@ -121,6 +136,11 @@ impl Faults {
             }
         }
         (Duration::from_millis(ms), injected)
+    }
+
+    /// The padding for a successful answer to this request (the first matching rule).
+    pub fn padding(&self, method: &str, path: &str) -> Option<PaddingRule> {
+        self.cfg.padding.iter().find(|p| p.on.hits(method, path)).cloned()
     }
 
     /// Consumes a matching task failure, if any.

@@ -16,6 +16,8 @@ pub mod dispatch;
 pub mod error;
 pub mod faults;
 pub mod formats;
+pub mod handler;
+pub mod percent;
 pub mod perms;
 pub mod propstr;
 pub mod reqlog;
@@ -23,13 +25,15 @@ pub mod routes;
 pub mod rules;
 pub mod server;
 pub mod state;
+pub mod sync;
 pub mod tasks;
 pub mod tls;
 pub mod validate;
+pub mod worker;
 
 pub use admin::{Admin, CtInfo, LockRequest};
 pub use config::Config;
-pub use faults::{ErrorKind, ErrorRule, FaultConfig, LatencyRule, Match, TaskFailure};
+pub use faults::{ErrorKind, ErrorRule, FaultConfig, LatencyRule, Match, PaddingRule, TaskFailure};
 pub use reqlog::LogEntry;
 
 use serde::{Deserialize, Serialize};

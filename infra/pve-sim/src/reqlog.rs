@@ -1,7 +1,7 @@
 //! The request log: every API call with its method, path, parameters (secrets redacted),
 //! status and caller, so tests can count Proxmox calls per container.
 
-use crate::state::lock;
+use crate::sync::lock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -1,77 +1,12 @@
 //! The route table: every endpoint the simulator serves, with its handler, declarative
 //! permission, whether API tokens may call it, and its parameter rules (see `rules.rs`).
 
+use crate::api::ct_options::CT_OPTIONS;
 use crate::api::{access, cluster, lxc, lxc_config, power, snapshot, storage, tasks};
-use crate::auth::Identity;
-use crate::error::ApiResult;
-use crate::state::{Sim, State};
-use crate::tasks::{Action, Spec};
-use crate::validate::Params;
-use serde_json::Value;
-use std::sync::Arc;
-
-/// A successful answer: `data` plus optional envelope extras (`total`).
-pub struct Reply {
-    pub data: Value,
-    pub total: Option<usize>,
-}
-
-impl From<Value> for Reply {
-    fn from(data: Value) -> Self {
-        Reply { data, total: None }
-    }
-}
-
-/// What a handler sees.
-pub struct Ctx<'a> {
-    pub sim: &'a Arc<Sim>,
-    /// None only for unauthenticated endpoints.
-    pub id: Option<&'a Identity>,
-    pub params: &'a Params,
-}
-
-impl Ctx<'_> {
-    pub fn str(&self, key: &str) -> Option<&str> {
-        self.params.get(key).map(String::as_str)
-    }
-    pub fn flag(&self, key: &str) -> bool {
-        self.str(key) == Some("1")
-    }
-    pub fn node(&self) -> &str {
-        self.str("node").unwrap_or_default()
-    }
-    pub fn vmid(&self) -> u32 {
-        self.str("vmid").and_then(|v| v.parse().ok()).unwrap_or_default()
-    }
-    pub fn ident(&self) -> &Identity {
-        self.id.expect("authenticated endpoint")
-    }
-
-    /// Starts a task on this request's node as this caller; returns the UPID as the reply.
-    pub fn task(
-        &self,
-        st: &mut State,
-        kind: &str,
-        id: &str,
-        lock: Option<&str>,
-        action: Action,
-        fail: Option<String>,
-    ) -> Reply {
-        let authid = self.ident().authid();
-        let spec = Spec {
-            node: self.node(),
-            kind,
-            id,
-            authid: &authid,
-            lock,
-            action,
-            fail,
-        };
-        Value::String(crate::tasks::start(self.sim, st, spec)).into()
-    }
-}
-
-pub type Handler = fn(&Ctx) -> ApiResult<Reply>;
+use crate::handler::Handler;
+use crate::percent;
+use crate::rules::{self, Rule};
+use std::sync::OnceLock;
 
 /// The permission PVE checks before the handler runs.
 #[derive(Debug, Clone, Copy)]
@@ -104,42 +39,6 @@ pub struct Route {
 
 const NODE: &[&str] = &["node!:str fmt=pve-node"];
 const VMID: &[&str] = &["vmid!:int[100,999999999] fmt=pve-vmid"];
-
-/// Container options shared by create and config update.
-pub const CT_OPTIONS: &[&str] = &[
-    "arch:enum(amd64|i386|arm64|armhf|riscv32|riscv64)",
-    "cmode:enum(shell|console|tty)",
-    "console:bool",
-    "cores:int[1,8192]",
-    "cpulimit:num[0,8192]",
-    "cpuunits:int[0,500000]",
-    "debug:bool",
-    "description:str max=8192",
-    "dev[n]/256:prop(dev)",
-    "entrypoint:str fmt=no-ctrl",
-    "env:str fmt=env-list",
-    "features:prop(features)",
-    "hookscript:str fmt=pve-volume-id",
-    "hostname:str fmt=dns-name max=255",
-    "lock:enum(backup|create|destroyed|disk|fstrim|migrate|mounted|rollback|snapshot|snapshot-delete)",
-    "memory:int[16,]",
-    "mp[n]/256:prop(mp)",
-    "nameserver:str fmt=lxc-ip-with-ll-iface-list",
-    "net[n]/32:prop(net)",
-    "onboot:bool",
-    "ostype:enum(debian|devuan|ubuntu|centos|fedora|opensuse|archlinux|alpine|gentoo|nixos|unmanaged)",
-    "protection:bool",
-    "rootfs:prop(rootfs)",
-    "searchdomain:str fmt=dns-name-list",
-    "startup:str fmt=pve-startup-order",
-    "swap:int[0,]",
-    "tags:str fmt=pve-tag-list",
-    "template:bool",
-    "timezone:str fmt=pve-ct-timezone",
-    "tty:int[0,6]",
-    "unprivileged:bool",
-    "unused[n]/256:prop(unused)",
-];
 
 const CT_CREATE: &[&str] = &[
     "bwlimit:num[0,]",
@@ -292,7 +191,7 @@ pub fn find(method: &str, path: &str) -> Result<(usize, Vec<(String, String)>), 
             pat.iter().zip(&segs).all(
                 |(p, s)| match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                     Some(name) => {
-                        params.push((name.to_string(), percent_decode(s)));
+                        params.push((name.to_string(), percent::decode(s)));
                         !s.is_empty()
                     }
                     None => p == s,
@@ -308,21 +207,21 @@ pub fn find(method: &str, path: &str) -> Result<(usize, Vec<(String, String)>), 
     Err(path_known)
 }
 
-/// Decodes `%XX` escapes (a `+` stays a `+`, as in paths and cookies).
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(b) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
+/// Parsed rules per route index, built once.
+pub fn route_rules(index: usize) -> &'static [Rule] {
+    static CACHE: OnceLock<Vec<Vec<Rule>>> = OnceLock::new();
+    let all = CACHE.get_or_init(|| ROUTES.iter().map(|r| rules::parse_groups(r.params)).collect());
+    &all[index]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_table_parses() {
+        for (i, route) in ROUTES.iter().enumerate() {
+            assert!(!route_rules(i).is_empty() || route.params.is_empty());
         }
-        out.push(bytes[i]);
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
 }

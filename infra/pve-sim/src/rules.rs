@@ -6,8 +6,6 @@
 //! Options: `fmt=<format>` (see `formats.rs`), `max=<maxLength>`, `req=<other param>`.
 //! The table is written by hand; `tests/conformance.rs` holds it to the official schema.
 
-use std::sync::OnceLock;
-
 /// The type of one parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ty {
@@ -126,18 +124,6 @@ pub fn parse_groups(groups: &[&[&str]]) -> Vec<Rule> {
         .collect()
 }
 
-/// Parsed rules per route index, built once.
-pub fn route_rules(index: usize) -> &'static [Rule] {
-    static CACHE: OnceLock<Vec<Vec<Rule>>> = OnceLock::new();
-    let all = CACHE.get_or_init(|| {
-        crate::routes::ROUTES
-            .iter()
-            .map(|r| parse_groups(r.params))
-            .collect()
-    });
-    &all[index]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,12 +156,5 @@ mod tests {
             r.ty,
             Ty::Enum(vec!["shell".into(), "console".into(), "tty".into()])
         );
-    }
-
-    #[test]
-    fn whole_table_parses() {
-        for i in 0..crate::routes::ROUTES.len() {
-            assert!(!route_rules(i).is_empty() || crate::routes::ROUTES[i].params.is_empty());
-        }
     }
 }

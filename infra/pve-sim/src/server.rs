@@ -1,15 +1,22 @@
 //! The listeners: HTTPS (rustls) for `/api2/json`, plain HTTP for the admin API; HTTP/1.1 with
-//! keep-alive via hyper, custom reason phrases, and connection resets for injected faults.
+//! keep-alive via hyper, custom reason phrases, connection resets and streamed oversized answers
+//! for injected faults.
 
-use crate::dispatch::{ApiRequest, Outcome};
+use crate::dispatch::{ApiRequest, JSON, Outcome};
+use crate::faults::PaddingRule;
 use crate::state::Sim;
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -27,10 +34,14 @@ impl std::fmt::Display for ConnectionReset {
 
 impl std::error::Error for ConnectionReset {}
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<BoxBody<Bytes, Infallible>>;
 
 pub fn response(status: u16, reason: &str, content_type: &str, body: Vec<u8>) -> Resp {
-    let mut res = Response::new(Full::new(Bytes::from(body)));
+    with_body(status, reason, content_type, Full::new(Bytes::from(body)).boxed())
+}
+
+fn with_body(status: u16, reason: &str, content_type: &str, body: BoxBody<Bytes, Infallible>) -> Resp {
+    let mut res = Response::new(body);
     *res.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     res.headers_mut().insert(
@@ -67,7 +78,78 @@ async fn api_service(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Resp, Conn
             content_type,
             body,
         } => Ok(response(status, &reason, content_type, body)),
+        Outcome::Padded { body, padding } => {
+            let body = PaddedBody::new(sim, body, &padding).boxed();
+            Ok(with_body(200, "OK", JSON, body))
+        }
         Outcome::Reset => Err(ConnectionReset),
+    }
+}
+
+/// A JSON envelope with filler spliced in before its closing brace, produced one chunk at a
+/// time as hyper writes, so the simulator never holds the filler and stops producing it when
+/// the client hangs up.
+struct PaddedBody {
+    sim: Arc<Sim>,
+    /// The envelope up to the filler: `{"data":...,"padding":"`.
+    head: Option<Bytes>,
+    /// Filler bytes still to send.
+    left: u64,
+    /// `"}` after the filler.
+    tail: Option<Bytes>,
+    /// Without `Content-Length`.
+    chunked: bool,
+}
+
+static FILLER: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+impl PaddedBody {
+    fn new(sim: Arc<Sim>, envelope: Vec<u8>, rule: &PaddingRule) -> PaddedBody {
+        let mut head = envelope;
+        head.pop(); // the envelope's closing `}`
+        head.extend_from_slice(br#","padding":""#);
+        PaddedBody {
+            sim,
+            head: Some(Bytes::from(head)),
+            left: rule.bytes,
+            tail: Some(Bytes::from_static(br#""}"#)),
+            chunked: rule.chunked,
+        }
+    }
+}
+
+impl Body for PaddedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let next = if let Some(head) = this.head.take() {
+            Some(head)
+        } else if this.left > 0 {
+            let n = this.left.min(FILLER.len() as u64);
+            this.left -= n;
+            this.sim.padding_sent.fetch_add(n, Ordering::Relaxed);
+            Some(Bytes::from_static(&FILLER[..n as usize]))
+        } else {
+            this.tail.take()
+        };
+        Poll::Ready(next.map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.left == 0 && self.tail.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.chunked {
+            return SizeHint::default();
+        }
+        let len = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len() as u64);
+        SizeHint::with_exact(len(&self.head) + self.left + len(&self.tail))
     }
 }
 

@@ -5,11 +5,13 @@ use crate::auth::TicketKey;
 use crate::config::Config;
 use crate::faults::Faults;
 use crate::reqlog::RequestLog;
+use crate::sync::lock;
 use crate::tasks::Task;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,13 +30,10 @@ pub struct Sim {
     pub key: Mutex<TicketKey>,
     pub faults: Mutex<Faults>,
     pub log: RequestLog,
+    /// Filler bytes of padded answers handed to connections (see `faults::PaddingRule`).
+    pub padding_sent: AtomicU64,
     /// SHA-256 fingerprint of the served certificate (reported by `/nodes`).
     pub fingerprint: String,
-}
-
-/// Locks a mutex, recovering from a poisoned one (a panicking handler must not wedge the sim).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Sim {
@@ -82,6 +81,7 @@ impl Sim {
             key: Mutex::new(TicketKey(key)),
             faults: Mutex::new(faults),
             log: RequestLog::default(),
+            padding_sent: AtomicU64::new(0),
             fingerprint,
             cfg,
         }

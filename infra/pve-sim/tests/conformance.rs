@@ -8,7 +8,7 @@
 
 mod common;
 use common::*;
-use pve_sim::routes::ROUTES;
+use pve_sim::routes::{ROUTES, route_rules};
 use pve_sim::rules::{self, Ty};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,10 +67,8 @@ fn parameter_table_agrees_with_schema() {
             .as_object()
             .cloned()
             .unwrap_or_default();
-        let ours: BTreeMap<String, &rules::Rule> = rules::route_rules(i)
-            .iter()
-            .map(|r| (r.schema_name(), r))
-            .collect();
+        let ours: BTreeMap<String, &rules::Rule> =
+            route_rules(i).iter().map(|r| (r.schema_name(), r)).collect();
         let theirs: BTreeSet<&String> = props.keys().collect();
         let mine: BTreeSet<&String> = ours.keys().collect();
         for missing in theirs.difference(&mine) {

@@ -10,7 +10,7 @@ use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::provisioning::ServiceSpec;
 use crate::provision::content::digest::ResolvedProvisioning;
-use crate::provision::content::resolve::resolve;
+use crate::provision::content::resolve::{Scope, resolve};
 
 /// The services the template declares.
 pub fn services(target: &Target) -> &[ServiceSpec] {
@@ -28,11 +28,16 @@ async fn steps(run: &Run<'_>, target: &Target) -> Result<ResolvedProvisioning, H
         )
     };
     let kube = &run.ctx.kube;
-    let template = resolve(kube, &target.template.spec.provisioning, "LxcTemplate spec", None)
-        .await
-        .map_err(invalid)?;
+    let template = resolve(
+        kube,
+        &target.template.spec.provisioning,
+        "LxcTemplate spec",
+        Scope::Cluster,
+    )
+    .await
+    .map_err(invalid)?;
     let own = match &run.ct.spec.provisioning {
-        Some(p) => resolve(kube, p, "spec.provisioning", Some(&run.namespace))
+        Some(p) => resolve(kube, p, "spec.provisioning", Scope::Namespace(&run.namespace))
             .await
             .map_err(invalid)?,
         None => ResolvedProvisioning::default(),

@@ -8,7 +8,9 @@ use super::run::{Run, phase};
 use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::template::LxcTemplate;
-use crate::pipeline::desired::{DEFAULT_MEMORY_MIB, memory_mib};
+use crate::crd::node::ProxmoxNode;
+use crate::pipeline::desired::{DEFAULT_MEMORY_MIB, Subject, create_params, memory_mib};
+use crate::pipeline::policy::{self, PolicyDenied};
 use crate::pipeline::place::{Candidate, choose};
 use crate::pipeline::resolve::{Blocked, check_node, check_template};
 
@@ -37,6 +39,15 @@ pub async fn resolve(run: &mut Run<'_>) -> Result<Target, Halt> {
     let (Some(node), Some(template)) = (node, template) else {
         unreachable!("checked above");
     };
+    // What the node's policy does not allow ends here, before any Proxmox call.
+    admit(run, &node, &template).map_err(|denied| {
+        Halt::new(
+            phase::RESOLVED,
+            "PolicyDenied",
+            denied.to_string(),
+            HaltKind::Stalled,
+        )
+    })?;
     let client = run.client_for(&node, phase::RESOLVED).await?;
     run.pass(
         phase::RESOLVED,
@@ -57,6 +68,19 @@ pub async fn resolve(run: &mut Run<'_>) -> Result<Target, Halt> {
     })
 }
 
+/// The node's policy on what this container asks for, with the template's and the node's
+/// defaults filled in (the VMID is not judged).
+fn admit(run: &Run<'_>, node: &ProxmoxNode, template: &LxcTemplate) -> Result<(), PolicyDenied> {
+    let subject = Subject {
+        name: &run.name,
+        uid: &run.uid,
+        spec: &run.ct.spec,
+        template: &template.spec,
+        node: &node.spec,
+    };
+    policy::check(&node.name_any(), &node.spec.policy, &create_params(&subject, 0))
+}
+
 /// Chooses a node for a container with a `nodeSelector` and records it before anything else.
 async fn place(run: &mut Run<'_>, template: Option<&LxcTemplate>) -> Result<String, Halt> {
     let selector = run.ct.spec.node_selector.clone().unwrap_or_default();
@@ -72,7 +96,14 @@ async fn place(run: &mut Run<'_>, template: Option<&LxcTemplate>) -> Result<Stri
         .filter_map(|n| {
             let name = n.name_any();
             let usable = check_node(Some(n.as_ref()), &name, &run.namespace, true)
-                .and_then(|()| check_template(template, &run.ct.spec.template_ref, &name));
+                .and_then(|()| check_template(template, &run.ct.spec.template_ref, &name))
+                .and_then(|()| match template {
+                    Some(t) => admit(run, n, t).map_err(|d| Blocked {
+                        reason: "PolicyDenied",
+                        message: d.to_string(),
+                    }),
+                    None => Ok(()),
+                });
             if let Err(b) = usable {
                 refusals.push(format!("{name}: {}", b.reason));
                 return None;

@@ -21,7 +21,7 @@ use crate::controllers::act::Actor;
 use crate::controllers::metered::Metered;
 use crate::crd::node::ProxmoxNode;
 use crate::crd::template::{LxcTemplate, LxcTemplateStatus, TemplateNodeStatus};
-use crate::provision::content::resolve::resolve;
+use crate::provision::content::resolve::{Scope, resolve};
 use crate::status::apply::apply_status;
 use crate::status::conditions::{is_true, types};
 
@@ -36,7 +36,7 @@ pub enum TemplateError {
 pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Result<Action, TemplateError> {
     let mut metered = Metered::start(ctx.reconcile_metrics.clone(), "LxcTemplate");
     ctx.stores.ready().await;
-    let digest = resolve(&ctx.kube, &template.spec.provisioning, "spec", None)
+    let digest = resolve(&ctx.kube, &template.spec.provisioning, "spec", Scope::Cluster)
         .await
         .map(|r| r.digest())
         .map_err(|e| e.to_string());

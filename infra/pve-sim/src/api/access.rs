@@ -1,8 +1,9 @@
 //! `POST /access/ticket`: login with a password, or renewal with a still-valid ticket.
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{Ctx, Reply};
-use crate::state::{lock, now};
+use crate::handler::{Ctx, Reply};
+use crate::state::now;
+use crate::sync::lock;
 use serde_json::json;
 
 pub fn create_ticket(ctx: &Ctx) -> ApiResult<Reply> {

@@ -3,8 +3,8 @@
 
 use super::ct_status;
 use crate::error::{ApiError, ApiResult};
+use crate::handler::{Ctx, Reply};
 use crate::perms;
-use crate::routes::{Ctx, Reply};
 use crate::state::{NodeState, State, now};
 use serde_json::{Value, json};
 

@@ -1,14 +1,13 @@
 //! Container lifecycle: list, create, destroy, resize, interfaces, migrate.
 
-use super::lxc_config::{apply_options, check_feature_perms};
+use super::ct_options::{allocate, apply_options, check_digest, check_feature_perms};
 use super::{check_flock, ct_on, ct_status};
 use crate::error::{ApiError, ApiResult};
+use crate::handler::{Ctx, Reply};
 use crate::perms;
-use crate::propstr::{self, PropMap};
-use crate::routes::{Ctx, Reply};
-use crate::state::{Ct, State, Volume, format_size, now, parse_size};
+use crate::propstr;
+use crate::state::{Ct, State, parse_size};
 use crate::tasks::Action;
-use rand::Rng;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -44,59 +43,6 @@ const CREATE_ONLY: &[&str] = &[
     "ignore-unpack-errors",
     "bwlimit",
 ];
-
-/// Turns `STORAGE:SIZE_GiB` into an allocated volume; an existing volume name stays as is.
-pub fn allocate(
-    ctx: &Ctx,
-    st: &mut State,
-    vmid: u32,
-    param: &str,
-    value: &str,
-    fmt: &str,
-    disk_no: &mut u32,
-) -> ApiResult<String> {
-    let default_storage = ctx.str("storage").unwrap_or("local");
-    let mut map: PropMap = propstr::parse(fmt, param, value).map_err(|e| ApiError::param(param, e))?;
-    let volume = propstr::get(&map, "volume").unwrap_or_default().to_string();
-    let (storage, size) = match volume.split_once(':') {
-        Some((s, size)) if size.parse::<f64>().is_ok() => (s.to_string(), size.to_string()),
-        None if volume.parse::<f64>().is_ok() => (default_storage.to_string(), volume.clone()),
-        _ => return Ok(value.to_string()),
-    };
-    let scfg = ctx.sim.cfg.storages.iter().find(|s| s.id == storage);
-    let scfg = scfg.ok_or_else(|| ApiError::server(format!("storage '{storage}' does not exist")))?;
-    if !scfg.content.iter().any(|c| c == "rootdir") {
-        return Err(ApiError::param(
-            "storage",
-            format!("storage '{storage}' does not support container directories"),
-        ));
-    }
-    perms::check_all(
-        &ctx.sim.cfg,
-        ctx.ident(),
-        &format!("/storage/{storage}"),
-        &["Datastore.AllocateSpace"],
-    )?;
-    let bytes = parse_size(&format!("{size}G")).unwrap_or(4 << 30);
-    let name = format!("vm-{vmid}-disk-{disk_no}");
-    *disk_no += 1;
-    let volid = format!("{storage}:{name}");
-    let vol = Volume {
-        volid: volid.clone(),
-        content: "rootdir".into(),
-        format: "raw".into(),
-        size: bytes,
-        ctime: now(),
-        vmid: Some(vmid),
-    };
-    st.volumes
-        .entry((ctx.node().to_string(), storage.clone()))
-        .or_default()
-        .push(vol);
-    propstr::set(&mut map, "volume", volid);
-    propstr::set(&mut map, "size", format_size(bytes));
-    Ok(propstr::render(fmt, &map))
-}
 
 fn ostype_of(template: &str) -> &'static str {
     let name = template.rsplit('/').next().unwrap_or(template);
@@ -214,12 +160,6 @@ fn rollback_volumes(st: &mut State, vmid: u32) {
     }
 }
 
-/// A generated MAC in Proxmox's OUI (BC:24:11), from the seeded RNG.
-pub fn random_mac(rng: &mut impl Rng) -> String {
-    let b: [u8; 3] = rng.random();
-    format!("BC:24:11:{:02X}:{:02X}:{:02X}", b[0], b[1], b[2])
-}
-
 pub fn destroy(ctx: &Ctx) -> ApiResult<Reply> {
     let vmid = ctx.vmid();
     let mut st = ctx.sim.state();
@@ -253,7 +193,7 @@ pub fn resize(ctx: &Ctx) -> ApiResult<Reply> {
     let mut st = ctx.sim.state();
     let ct = ct_on(&mut st, ctx.node(), vmid)?;
     ct.check_lock()?;
-    super::lxc_config::check_digest(ct, ctx.str("digest"))?;
+    check_digest(ct, ctx.str("digest"))?;
     let current = ct
         .conf
         .get(&disk)

@@ -4,98 +4,13 @@
 //! Simplification: PVE keeps some changes to a running container in `[pending]` until restart;
 //! the simulator applies every change at once and never reports pending values.
 
+use super::ct_options::{allocate, apply_options, check_digest, check_feature_perms, option_rules};
 use super::{check_flock, ct_on};
 use crate::error::{ApiError, ApiResult};
-use crate::propstr;
-use crate::routes::{Ctx, ROUTES, Reply};
-use crate::rules::{self, Ty};
-use crate::state::Ct;
-use rand_chacha::ChaCha8Rng;
+use crate::handler::{Ctx, Reply};
+use crate::rules::Ty;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-
-/// Lower-cased, deduplicated, sorted, joined by `;` (PVE's default tag style).
-pub fn normalize_tags(v: &str) -> String {
-    let mut tags: Vec<String> = crate::formats::split_list(v).map(str::to_lowercase).collect();
-    tags.sort();
-    tags.dedup();
-    tags.join(";")
-}
-
-/// Writes options into a config: tags normalized, NICs given a MAC when they lack one.
-pub fn apply_options<'a>(
-    conf: &mut BTreeMap<String, String>,
-    opts: impl Iterator<Item = (&'a String, &'a String)>,
-    rng: &mut ChaCha8Rng,
-) {
-    for (k, v) in opts {
-        let value = if k == "tags" {
-            normalize_tags(v)
-        } else if k.starts_with("net") {
-            let mut net = propstr::parse("net", k, v).unwrap_or_default();
-            if propstr::get(&net, "hwaddr").is_none() {
-                propstr::set(&mut net, "hwaddr", super::lxc::random_mac(rng));
-            }
-            let mut parts: Vec<String> = net.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            parts.sort();
-            parts.join(",")
-        } else {
-            v.clone()
-        };
-        conf.insert(k.clone(), value);
-    }
-}
-
-pub fn check_digest(ct: &Ct, digest: Option<&str>) -> ApiResult<()> {
-    match digest {
-        Some(d) if d != ct.digest() => Err(ApiError::server(
-            "detected modified configuration - file changed by other user? Try again.",
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn flags(features: Option<&str>) -> BTreeMap<String, String> {
-    features
-        .and_then(|f| propstr::parse("features", "features", f).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
-}
-
-/// PVE-FACTS §4.9: feature flags other than nesting are root@pam's alone (tokens included).
-pub fn check_feature_perms(
-    ctx: &Ctx,
-    vmid: u32,
-    old: Option<&str>,
-    new: &str,
-    unprivileged: bool,
-) -> ApiResult<()> {
-    let id = ctx.ident();
-    if id.is_root() {
-        return Ok(());
-    }
-    let (old, new) = (flags(old), flags(Some(new)));
-    let changed: Vec<&String> = old
-        .keys()
-        .chain(new.keys())
-        .filter(|k| old.get(*k) != new.get(*k))
-        .collect();
-    if changed.is_empty() {
-        return Ok(());
-    }
-    if !unprivileged {
-        return Err(ApiError::Perm(
-            "changing feature flags for privileged container is only allowed for root@pam".into(),
-        ));
-    }
-    if changed.iter().any(|k| *k != "nesting") {
-        return Err(ApiError::Perm(
-            "changing feature flags (except nesting) is only allowed for root@pam".into(),
-        ));
-    }
-    crate::perms::check_all(&ctx.sim.cfg, id, &format!("/vms/{vmid}"), &["VM.Allocate"])
-}
 
 /// The privilege PVE requires to change one option.
 fn option_priv(key: &str) -> &'static str {
@@ -108,17 +23,9 @@ fn option_priv(key: &str) -> &'static str {
     }
 }
 
-fn update_rules() -> &'static [rules::Rule] {
-    let index = ROUTES
-        .iter()
-        .position(|r| r.method == "PUT" && r.path.ends_with("/config"))
-        .expect("config route");
-    rules::route_rules(index)
-}
-
 /// Renders the config with JSON types from the rule table (integers and booleans as numbers).
 fn render(conf: &BTreeMap<String, String>) -> Map<String, Value> {
-    let rules = update_rules();
+    let rules = option_rules();
     conf.iter()
         .map(|(k, v)| {
             let numeric = rules
@@ -170,11 +77,8 @@ pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
     if changes.is_empty() && deletes.is_empty() && ctx.str("revert").is_none() {
         return Err(ApiError::server("no options specified"));
     }
-    let rules = update_rules();
     for d in &deletes {
-        if !rules.iter().any(|r| r.matches(d))
-            || matches!(d.as_str(), "node" | "vmid" | "digest" | "delete" | "revert")
-        {
+        if !option_rules().iter().any(|r| r.matches(d)) {
             return Err(ApiError::param("delete", format!("unknown option '{d}'")));
         }
     }
@@ -213,7 +117,7 @@ pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
         .count() as u32;
     let mut changes = changes;
     for (k, v) in changes.iter_mut().filter(|(k, _)| k.starts_with("mp")) {
-        *v = super::lxc::allocate(ctx, &mut st, vmid, k, v, "mp", &mut disk_no)?;
+        *v = allocate(ctx, &mut st, vmid, k, v, "mp", &mut disk_no)?;
     }
     let st = &mut *st;
     let ct = st.cts.get_mut(&vmid).expect("checked above");

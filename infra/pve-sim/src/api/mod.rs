@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod cluster;
+pub mod ct_options;
 pub mod lxc;
 pub mod lxc_config;
 pub mod power;

@@ -2,8 +2,8 @@
 
 use super::{check_flock, ct_on, ct_status};
 use crate::error::{ApiError, ApiResult};
+use crate::handler::{Ctx, Reply};
 use crate::propstr;
-use crate::routes::{Ctx, Reply};
 use crate::tasks::Action;
 use serde_json::{Value, json};
 

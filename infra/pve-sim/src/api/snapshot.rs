@@ -2,7 +2,7 @@
 
 use super::{check_flock, ct_on};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::{Ctx, Reply};
+use crate::handler::{Ctx, Reply};
 use crate::state::Ct;
 use crate::tasks::Action;
 use serde_json::{Value, json};

@@ -7,8 +7,8 @@
 
 use crate::config::StorageConfig;
 use crate::error::{ApiError, ApiResult};
+use crate::handler::{Ctx, Reply};
 use crate::perms;
-use crate::routes::{Ctx, Reply};
 use crate::state::{State, template_format};
 use crate::tasks::Action;
 use serde_json::{Value, json};

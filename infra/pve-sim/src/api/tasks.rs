@@ -1,8 +1,8 @@
 //! `GET /nodes/{node}/tasks/{upid}/status|log`.
 
 use crate::error::{ApiError, ApiResult};
+use crate::handler::{Ctx, Reply};
 use crate::perms;
-use crate::routes::{Ctx, Reply};
 use crate::tasks::{Task, parse_upid};
 use serde_json::{Value, json};
 
