@@ -636,8 +636,11 @@ async fn what_the_node_policy_does_not_allow_ends_before_any_proxmox_call() {
     };
     let before = lxc_calls();
     // Too much memory, and (by the safe default) a privileged container.
-    w.container("greedy", json!({"nodeRef": node, "resources": {"memoryMiB": 2048}}))
-        .await;
+    w.container(
+        "greedy",
+        json!({"nodeRef": node, "resources": {"memoryMiB": 2048}}),
+    )
+    .await;
     w.container("privileged", json!({"nodeRef": node, "unprivileged": false}))
         .await;
     let greedy = w
@@ -659,9 +662,13 @@ async fn what_the_node_policy_does_not_allow_ends_before_any_proxmox_call() {
     assert!(condition_message(&privileged, "Resolved").contains("allowPrivileged"));
     assert_eq!(lxc_calls(), before, "no Proxmox call about a denied container");
     assert!(w.sim.admin().containers().is_empty());
-    assert!(greedy.status.as_ref().and_then(|s| s.vmid).is_none(), "not even a VMID");
+    assert!(
+        greedy.status.as_ref().and_then(|s| s.vmid).is_none(),
+        "not even a VMID"
+    );
     // Within the policy, it goes through.
-    w.patch_spec("greedy", json!({"resources": {"memoryMiB": 512}})).await;
+    w.patch_spec("greedy", json!({"resources": {"memoryMiB": 512}}))
+        .await;
     w.ready("greedy").await;
 }
 

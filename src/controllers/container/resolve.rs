@@ -7,11 +7,11 @@ use kube::ResourceExt;
 use super::run::{Run, phase};
 use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
-use crate::crd::template::LxcTemplate;
 use crate::crd::node::ProxmoxNode;
+use crate::crd::template::LxcTemplate;
 use crate::pipeline::desired::{DEFAULT_MEMORY_MIB, Subject, create_params, memory_mib};
-use crate::pipeline::policy::{self, PolicyDenied};
 use crate::pipeline::place::{Candidate, choose};
+use crate::pipeline::policy::{self, PolicyDenied};
 use crate::pipeline::resolve::{Blocked, check_node, check_template};
 
 pub(super) fn blocked(condition: &'static str, b: Blocked) -> Halt {
