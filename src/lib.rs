@@ -1,7 +1,12 @@
 //! lxc-operator: a Kubernetes operator that makes Proxmox VE LXC containers declarative.
 //!
-//! `crd` holds the API (the three custom resources). The controllers, the Proxmox client and
-//! the status page arrive in later modules; dependencies point one way, toward `crd`.
+//! Dependencies point one way. At the bottom: `crd` (the three custom resources), `proxmox`
+//! (the Proxmox VE client, which knows nothing of Kubernetes), `ssh`, `coordination` (locks and
+//! the VMID cache) and `status` (conditions, Events, the status write). Above them the pure
+//! decisions of `pipeline`, the `audit` trail and `provision` (what runs inside containers).
+//! `cluster` is the state every controller shares (and the status page will read);
+//! `controllers` holds one folder per kind plus the one audited call; `runtime` wires it all
+//! into `lxc-operator run`.
 
 #![forbid(unsafe_code)]
 
