@@ -10,7 +10,6 @@ use tokio::sync::Semaphore;
 
 use super::connect::{Connection, SshConfig, connect};
 use super::error::Error;
-use super::host_command::HostMode;
 use super::key::ClientKey;
 use super::output::ExecOutput;
 use super::quote::command_line;
@@ -156,18 +155,13 @@ impl SshHost {
         ran.map_err(|_| timed_out())?
     }
 
-    /// Gives up on a command that outlived the wait: in Direct mode sshd is asked to KILL the
-    /// session's process group (OpenSSH refuses signals to forced-command sessions, where the
-    /// host command's own deadline, always earlier, ends the command), then the channel is
-    /// closed, so the command's output pipes are gone.
+    /// Gives up on a command that outlived the wait: the channel is closed, so the command's
+    /// output goes nowhere. Closing does not stop it, and OpenSSH refuses a `signal` request
+    /// both for a root login (no privilege-separated child: "session signalling requires
+    /// privilege separation") and for a forced command: what stops a container operation is
+    /// the host command's own deadline, which passes before the operator stops waiting.
     async fn abandon(&self, write: &russh::ChannelWriteHalf<client::Msg>) {
-        let close = async {
-            if self.config.mode == HostMode::Direct {
-                let _ = write.signal(Sig::KILL).await;
-            }
-            let _ = write.close().await;
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), write.close()).await;
     }
 
     /// A session channel on a live connection. A channel that cannot be opened on a

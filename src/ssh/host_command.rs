@@ -249,6 +249,8 @@ mod tests {
         assert_eq!(words[4..].join(" "), request);
         assert!(HOST_SCRIPT.contains(&format!("MAX_BYTES={MAX_TRANSFER}\n")));
         assert!(HOST_SCRIPT.contains(&format!("exit {EXIT_REFUSED}\n")));
+        // The host kills pct at most PCT_GRACE after the deadline, before the operator gives up.
+        assert!(HOST_SCRIPT.contains("\nPCT_GRACE=10\n") && REMOTE_GRACE > Duration::from_secs(10));
     }
 
     #[test]
