@@ -447,6 +447,53 @@ async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret(
     assert!(!serde_json::to_string(&all.items).unwrap().contains(SECRET));
 }
 
+/// `spec.ssh.mode: HostCommand` reaches the SSH layer: the node's key is restricted to the host
+/// command, which refuses anything but its own requests, so provisioning finishes only if the
+/// operator speaks that protocol (a Direct-mode command line would be refused).
+#[tokio::test]
+async fn a_host_command_node_provisions_through_the_forced_command() {
+    let (w, roots) = World::with_ssh("hostcmd", None).await;
+    let (key, mut ssh) = support::ssh_host_command_for(&w.sim, "pve1", &roots);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssh", "namespace": w.ns},
+               "stringData": {"key": key}}),
+    )
+    .await;
+    ssh["privateKeySecretRef"] = json!({"name": "ssh", "namespace": w.ns, "key": "key"});
+    Api::<lxc_operator::crd::ProxmoxNode>::all(w.kube.clone())
+        .patch(
+            &w.nodes[0],
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ssh": ssh}})),
+        )
+        .await
+        .unwrap();
+    let template = format!("{}-hc", w.ns);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate", "metadata": {"name": template},
+            "spec": {"osTemplate": {"volid": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+                "files": [{"path": "/etc/hc/app.conf", "mode": "0640", "content": "port=8080\n"}],
+                "scripts": [{"name": "greet", "env": [{"name": "GREETING", "value": "hi there"}],
+                    "content": "echo \"$GREETING\" > \"$PCT_ROOT/var/log/greeting\"\n"}]}}),
+    )
+    .await;
+    w.container("app", json!({"nodeRef": w.nodes[0], "templateRef": template}))
+        .await;
+    let ct = w.ready("app").await;
+    let ct_root = roots.join(vmid(&ct).to_string());
+    assert_eq!(
+        std::fs::read_to_string(ct_root.join("etc/hc/app.conf")).unwrap(),
+        "port=8080\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ct_root.join("var/log/greeting")).unwrap(),
+        "hi there\n"
+    );
+    assert_eq!(ct.status.unwrap().provisioned_steps.len(), 2);
+}
+
 #[tokio::test]
 async fn a_changed_host_key_is_refused_and_named() {
     // A pin that is not the server's key.

@@ -8,6 +8,11 @@
 //! credentials. `client`: the SSH connection itself; `injection`: payloads in every value that
 //! reaches a command.
 //!
+//! Every provisioning test runs in both SSH modes (`direct::*` and `host_command::*`, see
+//! `in_both_modes!`): in `HostCommand` mode all of it passes through the host command as the
+//! key's forced command. `host_command`: what that command refuses, how pulls are bounded,
+//! deadlines and where environment values travel.
+//!
 //! Scripts here write under `$PCT_ROOT`: the stand-in runs commands unconfined with the
 //! container root as `PCT_ROOT` (and working directory), so that is where "inside the
 //! container" is.
@@ -21,6 +26,8 @@ mod world;
 
 #[path = "ssh_provision/client.rs"]
 mod client;
+#[path = "ssh_provision/host_command.rs"]
+mod host_command_checks;
 #[path = "ssh_provision/injection.rs"]
 mod injection;
 
@@ -31,7 +38,7 @@ use lxc_operator::provision::content::digest::ResolvedProvisioning;
 use lxc_operator::provision::{
     MARKER_PATH, PctTarget, ProvisionError, ProvisionOptions, Target, discover, parse_marker, provision,
 };
-use lxc_operator::ssh::{ErrorKind, FilePerms};
+use lxc_operator::ssh::{ErrorKind, FilePerms, HostMode};
 use world::*;
 
 pub fn options() -> ProvisionOptions {
@@ -42,14 +49,20 @@ pub fn options() -> ProvisionOptions {
     }
 }
 
+crate::in_both_modes!(
+    done_steps_are_skipped_and_a_changed_script_alone_runs_again,
+    a_failing_script_stops_the_run_with_its_code_and_output_tail,
+    pct_errors_and_absent_files_are_told_apart,
+    discovery_reads_units_ports_and_credentials,
+    files_packages_and_scripts_land_in_the_container
+);
+
 pub fn marker(root: &std::path::Path) -> Vec<(String, String)> {
     parse_marker(read(root, &MARKER_PATH[1..]).as_bytes())
 }
 
-// The stand-in calls back into the simulator synchronously: give it worker threads.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_packages_and_scripts_land_in_the_container() {
-    let w = World::start("land").await;
+async fn files_packages_and_scripts_land_in_the_container(ssh_mode: HostMode) {
+    let w = World::start("land", ssh_mode).await;
     let (ct, root) = w.container(101).await;
     write(&root, "etc/keep.conf", "mine\n");
     write(&root, "etc/app.conf", "old\n");
@@ -155,9 +168,8 @@ async fn files_packages_and_scripts_land_in_the_container() {
     assert_eq!(w.host.stats().connections, 1, "one connection for the whole run");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn done_steps_are_skipped_and_a_changed_script_alone_runs_again() {
-    let w = World::start("rerun").await;
+async fn done_steps_are_skipped_and_a_changed_script_alone_runs_again(ssh_mode: HostMode) {
+    let w = World::start("rerun", ssh_mode).await;
     let (ct, root) = w.container(102).await;
     let counting = |name: &str| {
         script(
@@ -213,9 +225,8 @@ async fn done_steps_are_skipped_and_a_changed_script_alone_runs_again() {
     assert_eq!(w.host.stats().connections, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_script_stops_the_run_with_its_code_and_output_tail() {
-    let w = World::start("fail").await;
+async fn a_failing_script_stops_the_run_with_its_code_and_output_tail(ssh_mode: HostMode) {
+    let w = World::start("fail", ssh_mode).await;
     let (ct, root) = w.container(103).await;
     let resolved = ResolvedProvisioning {
         scripts: vec![
@@ -281,9 +292,8 @@ async fn a_failing_script_stops_the_run_with_its_code_and_output_tail() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pct_errors_and_absent_files_are_told_apart() {
-    let w = World::start("errors").await;
+async fn pct_errors_and_absent_files_are_told_apart(ssh_mode: HostMode) {
+    let w = World::start("errors", ssh_mode).await;
     let (ct, root) = w.container(104).await;
     assert_eq!(
         ct.read("/etc/nothing-here", Duration::from_secs(20))
@@ -323,9 +333,8 @@ async fn pct_errors_and_absent_files_are_told_apart() {
     assert_eq!(out.code, 42);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn discovery_reads_units_ports_and_credentials() {
-    let w = World::start("discover").await;
+async fn discovery_reads_units_ports_and_credentials(ssh_mode: HostMode) {
+    let w = World::start("discover", ssh_mode).await;
     let (ct, root) = w.container(105).await;
     let out = ct
         .exec(

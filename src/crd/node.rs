@@ -136,7 +136,8 @@ pub struct SshSpec {
     #[serde(default = "default_ssh_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
-    /// User to log in as; it must be allowed to run `pct`.
+    /// User to log in as: with `mode: Direct` one allowed to run `pct` (root); with
+    /// `mode: HostCommand` the unprivileged user whose key runs the host command.
     #[serde(default = "default_ssh_user")]
     #[schemars(length(min = 1, max = 32), regex(pattern = "^[a-z_][a-z0-9_-]*$"))]
     pub user: String,
@@ -150,6 +151,24 @@ pub struct SshSpec {
     #[serde(default = "default_ssh_sessions")]
     #[schemars(range(min = 1, max = 64))]
     pub max_sessions: i32,
+    /// How the operator's commands reach `pct` on the host. `Direct` (the default): the login
+    /// may run anything, typically root, and each command carries its own host-side script.
+    /// `HostCommand`: the key is restricted on the host to the `lxc-operator-host` forced
+    /// command (`infra/host/README.md`), which takes only push, pull and exec requests for
+    /// containers, so the key is not root on the host.
+    #[serde(default)]
+    pub mode: SshMode,
+}
+
+/// How the operator's SSH commands reach `pct` on a Proxmox host.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SshMode {
+    /// Log in as a user that may run `pct` (root) and send each operation's script with it.
+    #[default]
+    Direct,
+    /// Send only requests of the `lxc-operator-host` protocol, for a key whose forced command
+    /// is that program.
+    HostCommand,
 }
 
 fn default_ssh_port() -> i32 {

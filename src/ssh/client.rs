@@ -119,20 +119,49 @@ impl SshHost {
             operation: operation.to_string(),
             message,
         })?;
+        self.exec_command(operation, command, stdin, timeout).await
+    }
+
+    /// Sends `command` as it is (already quoted, or a host-command request), feeding `stdin`
+    /// and waiting at most `timeout`; a command still running then is abandoned (see
+    /// [`SshHost::abandon`]).
+    pub(crate) async fn exec_command(
+        &self,
+        operation: &str,
+        command: String,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, Error> {
         let _permit = self
             .sessions
             .acquire()
             .await
             .expect("the session semaphore is never closed");
-        let channel = self.open_channel(operation).await?;
-        self.commands.fetch_add(1, Ordering::Relaxed);
-        tokio::time::timeout(timeout, self.run(channel, operation, command, stdin))
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || Error::Timeout {
+            host: self.config.host.clone(),
+            operation: operation.to_string(),
+            after: timeout,
+        };
+        let channel = tokio::time::timeout_at(deadline, self.open_channel(operation))
             .await
-            .map_err(|_| Error::Timeout {
-                host: self.config.host.clone(),
-                operation: operation.to_string(),
-                after: timeout,
-            })?
+            .map_err(|_| timed_out())??;
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        let (read, write) = channel.split();
+        let ran = tokio::time::timeout_at(deadline, self.run(read, &write, operation, command, stdin)).await;
+        if ran.is_err() {
+            self.abandon(&write).await;
+        }
+        ran.map_err(|_| timed_out())?
+    }
+
+    /// Gives up on a command that outlived the wait: the channel is closed, so the command's
+    /// output goes nowhere. Closing does not stop it, and OpenSSH refuses a `signal` request
+    /// both for a root login (no privilege-separated child: "session signalling requires
+    /// privilege separation") and for a forced command: what stops a container operation is
+    /// the host command's own deadline, which passes before the operator stops waiting.
+    async fn abandon(&self, write: &russh::ChannelWriteHalf<client::Msg>) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), write.close()).await;
     }
 
     /// A session channel on a live connection. A channel that cannot be opened on a
@@ -197,16 +226,16 @@ impl SshHost {
     /// everything cannot deadlock on full windows.
     async fn run(
         &self,
-        channel: russh::Channel<client::Msg>,
+        mut read: russh::ChannelReadHalf,
+        write: &russh::ChannelWriteHalf<client::Msg>,
         operation: &str,
         command: String,
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput, Error> {
-        channel
+        write
             .exec(true, command)
             .await
             .map_err(|e| self.session_error(operation, e))?;
-        let (mut read, write) = channel.split();
         let send_input = async move {
             if let Some(data) = stdin {
                 write.data(data).await?;

@@ -11,6 +11,7 @@ use russh::client;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 
 use super::error::Error;
+use super::host_command::HostMode;
 use super::key::{ClientKey, HostKeyFingerprint};
 
 /// Connection retries: `attempts` tries in all, exponential delays from `min_delay`.
@@ -45,10 +46,14 @@ pub struct SshConfig {
     /// Bound on TCP connect + key exchange + authentication, per attempt.
     pub connect_timeout: Duration,
     pub retry: ConnectRetry,
+    /// How container operations reach `pct` on the host: inline as root, or only through the
+    /// key's forced command.
+    pub mode: HostMode,
 }
 
 impl SshConfig {
-    /// A config with the default timeouts and retries; `host_key_fingerprint` is
+    /// A config with the default timeouts and retries, in [`HostMode::Direct`];
+    /// `host_key_fingerprint` is
     /// `SHA256:<base64>` as `ssh-keygen -lf` prints it.
     pub fn new(
         host: impl Into<String>,
@@ -65,6 +70,7 @@ impl SshConfig {
             max_sessions: max_sessions.max(1),
             connect_timeout: Duration::from_secs(20),
             retry: ConnectRetry::default(),
+            mode: HostMode::Direct,
         })
     }
 }

@@ -17,7 +17,8 @@ pub enum ErrorKind {
     /// A command ran and exited with a code other than 0.
     CommandFailed,
     /// Something handed in cannot be used (key text, fingerprint, an argument with a NUL byte,
-    /// a relative path): fix the spec or the Secret.
+    /// a relative path), or the host refused it (not a regular file, too large, a request its
+    /// host command does not take): fix the spec, the Secret or the host.
     InvalidInput,
     /// Not sent: this replica may no longer act (leadership or the object's lock is gone).
     Fenced,
@@ -97,6 +98,14 @@ pub enum Error {
         code: u32,
         tail: String,
     },
+    /// The host refused the request: the host command's own checks, or a pull of something
+    /// that is not a regular file or is larger than the limit.
+    #[error("{operation} on {host}: refused: {message}")]
+    Refused {
+        host: String,
+        operation: String,
+        message: String,
+    },
     /// An argument that cannot be passed safely or makes no sense.
     #[error("{operation}: {message}")]
     InvalidArgument { operation: String, message: String },
@@ -116,9 +125,10 @@ impl Error {
     /// The failure's kind.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidKey { .. } | Self::InvalidFingerprint { .. } | Self::InvalidArgument { .. } => {
-                ErrorKind::InvalidInput
-            }
+            Self::InvalidKey { .. }
+            | Self::InvalidFingerprint { .. }
+            | Self::InvalidArgument { .. }
+            | Self::Refused { .. } => ErrorKind::InvalidInput,
             Self::HostKeyMismatch { .. } => ErrorKind::HostKeyMismatch,
             Self::Connect { .. } | Self::Session { .. } => ErrorKind::Connect,
             Self::Auth { .. } => ErrorKind::Auth,

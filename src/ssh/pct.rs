@@ -1,51 +1,36 @@
-//! `pct exec`, `pct push` and `pct pull` on the Proxmox host, over [`SshHost`].
+//! Container operations over [`SshHost`]: exec, push and pull, each one request to the host
+//! command (`infra/host/lxc-operator-host`, see [`super::host_command`]), which runs `pct` on
+//! the host under a deadline.
 //!
-//! Nothing that comes from a spec is spliced into a shell string: the host-side scripts below
-//! are constants that take every value as a positional parameter (`"$1"`), file contents and
-//! script texts travel on standard input, and the command line itself is quoted word by word.
-//!
-//! Files are read with `pct pull` (to a `mktemp` file on the host, then `cat`), not with
-//! `pct exec cat`: pull resolves the path inside the container whatever the command's working
-//! directory or confinement, which also keeps the pve-sim stand-in (commands unconfined, run
-//! in the container root) honest. The one command that needs a path inside the container is
-//! the `mkdir -p` for missing parent directories; it runs from `${PCT_ROOT:-/}`, which is `/`
-//! in a real container and the container root under the stand-in.
+//! Nothing that comes from a spec is spliced into a shell string: requests are words the host
+//! never hands to a shell, file contents, script texts and environment values travel on
+//! standard input. Environment values never appear in any command line, on the host or in the
+//! container: [`ENV_SCRIPT`] reads them from the head of standard input inside the container.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::client::SshHost;
 use super::error::Error;
+use super::host_command::{
+    EXIT_ABSENT, EXIT_NOT_REGULAR, EXIT_REFUSED, EXIT_TOO_LARGE, MAX_TRANSFER, REFUSED_PREFIX, REMOTE_GRACE,
+    Request, deadline_seconds,
+};
 use super::output::ExecOutput;
 
-/// Host side of a push: content on stdin into a private temp file, `pct push`, and on a
-/// failure (typically a missing parent directory) `mkdir -p` inside the container and one more
-/// push. The temp file is removed however it ends.
-const PUSH_SCRIPT: &str = r#"set -eu
-vmid=$1 dest=$2 dir=$3
-shift 3
-tmp=$(mktemp)
-trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp"
-if ! pct push "$vmid" "$tmp" "$dest" "$@" 2>/dev/null; then
-  pct exec "$vmid" -- sh -c 'cd "${PCT_ROOT:-/}" && mkdir -p -- "./$1"' mkdir "$dir"
-  pct push "$vmid" "$tmp" "$dest" "$@"
-fi
-"#;
-
-/// Exit code of [`PULL_SCRIPT`] when the file does not exist in the container.
-const PULL_ABSENT: u32 = 3;
-
-/// Host side of a read: `pct pull` into a private temp file, then `cat` it.
-const PULL_SCRIPT: &str = r#"set -u
-vmid=$1 src=$2
-tmp=$(mktemp) || exit 1
-trap 'rm -f -- "$tmp"' EXIT
-if ! err=$(pct pull "$vmid" "$src" "$tmp" 2>&1 >/dev/null); then
-  case $err in *"No such file or directory"*) exit 3 ;; esac
-  printf '%s\n' "$err" >&2
-  exit 1
-fi
-cat -- "$tmp"
+/// Inside the container, ahead of a command that has environment variables: reads `$1`
+/// entries `NAME LENGTH\n<LENGTH bytes>` from standard input, exports them and runs the
+/// rest of the arguments, which read the rest of standard input. `read` and `dd bs=1` take
+/// exactly what they need, so the command's own input stays where it was.
+const ENV_SCRIPT: &str = r#"n=$1; shift
+while [ "$n" -gt 0 ]; do
+  IFS=' ' read -r name len || exit 125
+  case $name in ''|[0-9]*|*[!A-Za-z0-9_]*) exit 125 ;; esac
+  case $len in ''|*[!0-9]*) exit 125 ;; esac
+  value=$(dd bs=1 count="$len" 2>/dev/null; echo x)
+  export "$name=${value%x}"
+  n=$((n - 1))
+done
+exec "$@"
 "#;
 
 /// Mode and owner of a pushed file (`pct push --perms --user --group`).
@@ -98,17 +83,6 @@ impl FilePerms {
             group: Some("root".into()),
         }
     }
-
-    fn pct_args(&self) -> Vec<String> {
-        let mut args = vec!["--perms".to_string(), format!("{:04o}", self.mode)];
-        if let Some(user) = &self.user {
-            args.extend(["--user".to_string(), user.clone()]);
-        }
-        if let Some(group) = &self.group {
-            args.extend(["--group".to_string(), group.clone()]);
-        }
-        args
-    }
 }
 
 /// An absolute path inside a container: no NUL, no `..` segment (pct confines paths to the
@@ -129,21 +103,14 @@ pub fn check_container_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The parent directory of an absolute path (`/` for `/motd`).
-fn parent_dir(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &path[..i],
-    }
-}
-
 impl SshHost {
-    /// `pct exec <vmid> -- [timeout -s KILL <secs>] [env -- K=V...] argv...` with `stdin`.
+    /// Runs `argv` inside the container with `env` added and `stdin` fed.
     ///
     /// The command is killed inside the container after `timeout` (coreutils or busybox
-    /// `timeout`, so no orphan keeps running); the SSH side waits 30 s longer for pct itself.
-    /// A kill by the timeout is reported as [`Error::Timeout`]; any other exit code is
-    /// returned in the output, for the caller to judge.
+    /// `timeout`, so no orphan keeps running) and `pct` on the host 10 s later; the SSH side
+    /// waits [`REMOTE_GRACE`] longer. A kill by the timeout is reported as
+    /// [`Error::Timeout`]; any other exit code is returned in the output, for the caller to
+    /// judge.
     pub async fn pct_exec(
         &self,
         vmid: u32,
@@ -157,40 +124,42 @@ impl SshHost {
             operation: operation.clone(),
             message,
         };
-        if argv.is_empty() {
-            return Err(invalid("no command".into()));
+        match argv.first() {
+            None => return Err(invalid("no command".into())),
+            // `timeout` would take a program name with a leading '-' for an option.
+            Some(program) if program.is_empty() || program.starts_with('-') => {
+                return Err(invalid(format!("program {program:?} cannot be run safely")));
+            }
+            Some(_) => {}
         }
-        let vmid_text = vmid.to_string();
-        let secs = timeout.as_secs_f64().ceil().max(1.0).to_string();
-        let mut words: Vec<String> = ["pct", "exec", &vmid_text, "--", "timeout", "-s", "KILL", &secs]
-            .map(String::from)
-            .to_vec();
+        let count = env.len().to_string();
+        let mut words: Vec<&str> = Vec::with_capacity(argv.len() + 4);
+        let mut input = Vec::new();
         if !env.is_empty() {
-            words.extend(["env".to_string(), "--".to_string()]);
+            words.extend(["sh", "-c", ENV_SCRIPT, "lxc-env", &count]);
             for (name, value) in env {
                 check_env_name(name).map_err(invalid)?;
-                words.push(format!("{name}={value}"));
+                input.extend(format!("{name} {}\n", value.len()).into_bytes());
+                input.extend(value.as_bytes());
             }
         }
-        // `env` would take a program name with '=' for an assignment, `timeout` one with a
-        // leading '-' for an option.
-        if argv[0].starts_with('-') || argv[0].contains('=') {
-            return Err(invalid(format!("program {:?} cannot be run safely", argv[0])));
-        }
-        words.extend(argv.iter().map(|w| w.to_string()));
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        let started = std::time::Instant::now();
-        let out = self
-            .exec_labeled(&operation, &words, stdin, timeout + Duration::from_secs(30))
-            .await?;
-        // 124: timeout's own code; 137 = 128 + KILL (GNU timeout with -s KILL, busybox).
-        if matches!(out.code, 124 | 137) && started.elapsed() >= timeout {
-            return Err(Error::Timeout {
-                host: self.config().host.clone(),
-                operation,
-                after: timeout,
-            });
-        }
+        words.extend(argv);
+        let input = match (env.is_empty(), stdin) {
+            (true, stdin) => stdin,
+            (false, stdin) => {
+                input.extend(stdin.unwrap_or_default());
+                Some(input.as_slice())
+            }
+        };
+        let request = Request::Exec {
+            vmid,
+            deadline: deadline_seconds(timeout),
+            argv: &words,
+        };
+        let started = Instant::now();
+        let out = self.request(&operation, request, input, timeout).await?;
+        self.timed_out(&operation, &out, started, timeout)?;
+        self.refused(&operation, &out)?;
         Ok(out)
     }
 
@@ -205,49 +174,132 @@ impl SshHost {
         timeout: Duration,
     ) -> Result<(), Error> {
         let operation = format!("pct push {vmid} {dest:?}");
-        check_container_path(dest).map_err(|message| Error::InvalidArgument {
+        let invalid = |message: String| Error::InvalidArgument {
             operation: operation.clone(),
             message,
-        })?;
-        let vmid_text = vmid.to_string();
-        let mut words = vec![
-            "sh",
-            "-c",
-            PUSH_SCRIPT,
-            "pct-push",
-            &vmid_text,
-            dest,
-            parent_dir(dest),
-        ];
-        let args = perms.pct_args();
-        words.extend(args.iter().map(String::as_str));
-        let out = self
-            .exec_labeled(&operation, &words, Some(content), timeout)
-            .await?;
+        };
+        check_container_path(dest).map_err(invalid)?;
+        if content.len() > MAX_TRANSFER {
+            return Err(invalid(format!(
+                "the content is larger than {MAX_TRANSFER} bytes"
+            )));
+        }
+        let request = Request::Push {
+            vmid,
+            deadline: deadline_seconds(timeout),
+            path: dest,
+            perms,
+        };
+        let started = Instant::now();
+        let out = self.request(&operation, request, Some(content), timeout).await?;
+        self.timed_out(&operation, &out, started, timeout)?;
+        self.refused(&operation, &out)?;
         self.check(&operation, out).map(drop)
     }
 
-    /// The content of `path` inside the container, or `None` when there is no such file.
+    /// The content of `path` inside the container, or `None` when there is no such file; at
+    /// most [`MAX_TRANSFER`] bytes (see [`SshHost::pct_pull_limited`]).
     pub async fn pct_pull(&self, vmid: u32, path: &str, timeout: Duration) -> Result<Option<Vec<u8>>, Error> {
+        self.pct_pull_limited(vmid, path, MAX_TRANSFER, timeout).await
+    }
+
+    /// The content of `path` inside the container, or `None` when there is no such file. Only
+    /// a regular file is read (a link, FIFO, device or directory is refused) and only up to
+    /// `max_bytes` (at most [`MAX_TRANSFER`]): the host stops reading one byte past it, and a
+    /// larger file is refused. Both are [`Error::Refused`].
+    pub async fn pct_pull_limited(
+        &self,
+        vmid: u32,
+        path: &str,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, Error> {
         let operation = format!("pct pull {vmid} {path:?}");
         check_container_path(path).map_err(|message| Error::InvalidArgument {
             operation: operation.clone(),
             message,
         })?;
-        let vmid_text = vmid.to_string();
-        let words = ["sh", "-c", PULL_SCRIPT, "pct-pull", &vmid_text, path];
-        let out = self.exec_labeled(&operation, &words, None, timeout).await?;
-        if out.code == PULL_ABSENT {
-            return Ok(None);
+        let max_bytes = max_bytes.clamp(1, MAX_TRANSFER);
+        let request = Request::Pull {
+            vmid,
+            deadline: deadline_seconds(timeout),
+            path,
+            max_bytes,
+        };
+        let started = Instant::now();
+        let out = self.request(&operation, request, None, timeout).await?;
+        self.timed_out(&operation, &out, started, timeout)?;
+        self.refused(&operation, &out)?;
+        match out.code {
+            EXIT_ABSENT => return Ok(None),
+            EXIT_NOT_REGULAR | EXIT_TOO_LARGE => {
+                return Err(Error::Refused {
+                    host: self.config().host.clone(),
+                    operation,
+                    message: out.tail(1),
+                });
+            }
+            _ => {}
         }
         let out = self.check(&operation, out)?;
-        if out.truncated {
-            return Err(Error::InvalidArgument {
+        if out.truncated || out.stdout.len() > max_bytes {
+            return Err(Error::Refused {
+                host: self.config().host.clone(),
                 operation,
-                message: format!("the file is larger than {} bytes", super::output::MAX_CAPTURE),
+                message: format!("the file is larger than {max_bytes} bytes"),
             });
         }
         Ok(Some(out.stdout))
+    }
+
+    /// Sends `request` in this host's mode and waits [`REMOTE_GRACE`] beyond its deadline.
+    async fn request(
+        &self,
+        operation: &str,
+        request: Request<'_>,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, Error> {
+        let command = request
+            .command_line(self.config().mode)
+            .map_err(|message| Error::InvalidArgument {
+                operation: operation.to_string(),
+                message,
+            })?;
+        self.exec_command(operation, command, stdin, timeout + REMOTE_GRACE)
+            .await
+    }
+
+    /// [`Error::Timeout`] when the host's `timeout` ended the request: exit code 124 (its own)
+    /// or 137 (128 + KILL) once the deadline has passed.
+    fn timed_out(
+        &self,
+        operation: &str,
+        out: &ExecOutput,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        if matches!(out.code, 124 | 137) && started.elapsed() >= timeout {
+            return Err(Error::Timeout {
+                host: self.config().host.clone(),
+                operation: operation.to_string(),
+                after: timeout,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Error::Refused`] when the host command refused the request.
+    fn refused(&self, operation: &str, out: &ExecOutput) -> Result<(), Error> {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match stderr.strip_prefix(REFUSED_PREFIX) {
+            Some(message) if out.code == EXIT_REFUSED => Err(Error::Refused {
+                host: self.config().host.clone(),
+                operation: operation.to_string(),
+                message: message.trim().to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -281,11 +333,7 @@ mod tests {
             (p.mode, p.user.as_deref(), p.group.as_deref()),
             (0o755, Some("1000"), None)
         );
-        assert_eq!(p.pct_args(), ["--perms", "0755", "--user", "1000"]);
-        assert_eq!(
-            FilePerms::parse("0600", "").unwrap().pct_args(),
-            ["--perms", "0600"]
-        );
+        assert_eq!(FilePerms::parse("0600", "").unwrap().user, None);
         for (mode, owner) in [
             ("0999", "root"),
             ("rw-r--r--", "root"),
@@ -308,8 +356,6 @@ mod tests {
         for bad in ["etc/motd", "", "-rf", "/etc/../root/x", "/..", "/a\0b", "/etc/"] {
             assert!(check_container_path(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(parent_dir("/etc/app/conf"), "/etc/app");
-        assert_eq!(parent_dir("/motd"), "/");
     }
 
     #[test]

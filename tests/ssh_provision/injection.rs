@@ -8,6 +8,7 @@ use std::time::Duration;
 use lxc_operator::crd::provisioning::FilePolicy;
 use lxc_operator::provision::content::digest::ResolvedProvisioning;
 use lxc_operator::provision::{ProvisionError, Target, provision};
+use lxc_operator::ssh::HostMode;
 
 use super::world::*;
 use super::{marker, options};
@@ -70,9 +71,10 @@ fn named(dir: &Path, prefix: &str, skip: &[PathBuf]) -> Vec<PathBuf> {
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn injection_payloads_arrive_literally_and_run_nothing() {
-    let w = World::start("inject").await;
+crate::in_both_modes!(injection_payloads_arrive_literally_and_run_nothing);
+
+async fn injection_payloads_arrive_literally_and_run_nothing(ssh_mode: HostMode) {
+    let w = World::start("inject", ssh_mode).await;
     let (ct, root) = w.container(106).await;
     let tag = format!("pwned{}", std::process::id());
     let payloads = payloads(&tag);
@@ -83,11 +85,20 @@ async fn injection_payloads_arrive_literally_and_run_nothing() {
         .flat_map(|p| format!("{p}\0").into_bytes())
         .collect();
 
-    // On the host, through the login shell.
+    // On the host, through the login shell; a key restricted to the host command cannot run
+    // a command of its own on the host at all.
     let mut argv = vec!["printf", "%s\\0"];
     argv.extend(&words);
     let out = w.host.exec(&argv, None, Duration::from_secs(20)).await.unwrap();
-    assert_eq!(out.stdout, nul_joined);
+    match ssh_mode {
+        HostMode::Direct => assert_eq!(out.stdout, nul_joined),
+        HostMode::HostCommand => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.code, 64, "{stderr}");
+            assert!(out.stdout.is_empty());
+            assert!(stderr.starts_with("lxc-operator-host: refused:"), "{stderr}");
+        }
+    }
 
     // In the container, as arguments and as environment values.
     let env_names: Vec<String> = (0..payloads.len()).map(|i| format!("P{i:02}")).collect();

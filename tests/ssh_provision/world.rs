@@ -9,6 +9,13 @@
 //! simulator, while the operator's code runs exactly what it runs on a real host. `HOME` points
 //! at an empty directory of the world, so the machine's own dotfiles for root (a `.bashrc`
 //! that the login shell sources for every SSH command) neither slow nor change the commands.
+//!
+//! Every world runs in one of the two SSH modes. In `HostCommand` mode its key is authorized
+//! with `command="<repo>/infra/host/lxc-operator-host",restrict`, so sshd runs the host command
+//! for every session of that key and the operator's code can do nothing else on the "host".
+//! The tests run as root and this machine has no `sudo`, so the forced command runs directly
+//! as the login user, not as an unprivileged user through the `sudoers` line of
+//! `infra/host/README.md`; what is tested is the protocol and what the host command refuses.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +29,7 @@ use lxc_operator::proxmox::client::ClientConfig;
 use lxc_operator::proxmox::property::Volume;
 use lxc_operator::proxmox::tls::parse_fingerprint;
 use lxc_operator::proxmox::{Credentials, ProxmoxClient, Secret, TlsTrust};
-use lxc_operator::ssh::{ClientKey, ConnectRetry, SshConfig, SshHost};
+use lxc_operator::ssh::{ClientKey, ConnectRetry, HostMode, SshConfig, SshHost};
 use pve_sim::{Config, PveSim};
 
 pub const NODE: &str = "pve1";
@@ -36,6 +43,36 @@ pub struct World {
     pub client: ProxmoxClient,
     pub ct_root_dir: PathBuf,
     pub host: Arc<SshHost>,
+    /// The world's client key (private, OpenSSH format), for the `ssh` command line client.
+    pub key_path: PathBuf,
+}
+
+/// The host command as installed on a host, from this checkout.
+pub const HOST_COMMAND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/host/lxc-operator-host");
+
+/// Each listed test (an `async fn(HostMode)`) becomes two: `direct::<name>` and
+/// `host_command::<name>`, the same test in both SSH modes.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($test:ident),+ $(,)?) => {
+        mod direct {
+            $(
+                // The stand-in calls back into the simulator synchronously: worker threads.
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(lxc_operator::ssh::HostMode::Direct).await
+                }
+            )+
+        }
+        mod host_command {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(lxc_operator::ssh::HostMode::HostCommand).await
+                }
+            )+
+        }
+    };
 }
 
 /// Connection retries short enough for tests.
@@ -63,8 +100,10 @@ pub fn sshd_config(max_sessions: usize) -> SshConfig {
 }
 
 impl World {
-    pub async fn start(name: &str) -> World {
-        let ct_root_dir = std::env::temp_dir().join(format!("lxc-ssh-{name}-{}", std::process::id()));
+    /// A world whose key reaches the "host" in `mode`.
+    pub async fn start(name: &str, mode: HostMode) -> World {
+        let ct_root_dir =
+            std::env::temp_dir().join(format!("lxc-ssh-{name}-{mode:?}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&ct_root_dir);
         std::fs::create_dir_all(&ct_root_dir).unwrap();
         let mut cfg = Config::default_with_nodes(&[NODE]);
@@ -81,21 +120,31 @@ impl World {
         let path = format!("{stand_in}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         let home = ct_root_dir.join("ssh-home");
         std::fs::create_dir_all(&home).unwrap();
+        let forced = match mode {
+            HostMode::Direct => None,
+            HostMode::HostCommand => Some(HOST_COMMAND),
+        };
         let key_path = test_world::sshd()
-            .authorize_key_with_env(&[
-                ("PATH", &path),
-                ("HOME", home.to_str().unwrap()),
-                ("PVE_SIM_ADMIN_URL", sim.admin_url()),
-                ("PVE_SIM_NODE", NODE),
-            ])
+            .authorize_key(
+                &[
+                    ("PATH", &path),
+                    ("HOME", home.to_str().unwrap()),
+                    ("PVE_SIM_ADMIN_URL", sim.admin_url()),
+                    ("PVE_SIM_NODE", NODE),
+                ],
+                forced,
+            )
             .expect("authorize a key for this world");
         let key = ClientKey::from_text(&std::fs::read(&key_path).unwrap()).unwrap();
-        let host = Arc::new(SshHost::new(sshd_config(4), key));
+        let mut config = sshd_config(4);
+        config.mode = mode;
+        let host = Arc::new(SshHost::new(config, key));
         World {
             _sim: sim,
             client,
             ct_root_dir,
             host,
+            key_path,
         }
     }
 

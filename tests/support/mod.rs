@@ -431,21 +431,43 @@ impl World {
 /// stand-in as the Proxmox host `pve_node` (see tests/ssh_provision/world.rs); returns the
 /// private key's text and the ProxmoxNode `spec.ssh` for it (minus the key reference).
 pub fn ssh_host_for(sim: &PveSim, pve_node: &str, scratch: &std::path::Path) -> (String, Value) {
+    ssh_host_in_mode(sim, pve_node, scratch, false)
+}
+
+/// [`ssh_host_for`] with the key restricted to the host command (`command="<repo>/infra/host/
+/// lxc-operator-host",restrict`) and `spec.ssh.mode: HostCommand`.
+pub fn ssh_host_command_for(sim: &PveSim, pve_node: &str, scratch: &std::path::Path) -> (String, Value) {
+    ssh_host_in_mode(sim, pve_node, scratch, true)
+}
+
+fn ssh_host_in_mode(
+    sim: &PveSim,
+    pve_node: &str,
+    scratch: &std::path::Path,
+    host_command: bool,
+) -> (String, Value) {
     let stand_in = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/pve-sim/host");
     let path = format!("{stand_in}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     let home = scratch.join("ssh-home");
     std::fs::create_dir_all(&home).unwrap();
     let sshd = test_world::sshd();
+    let forced = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/host/lxc-operator-host");
     let key = sshd
-        .authorize_key_with_env(&[
-            ("PATH", &path),
-            ("HOME", home.to_str().unwrap()),
-            ("PVE_SIM_ADMIN_URL", sim.admin_url()),
-            ("PVE_SIM_NODE", pve_node),
-        ])
+        .authorize_key(
+            &[
+                ("PATH", &path),
+                ("HOME", home.to_str().unwrap()),
+                ("PVE_SIM_ADMIN_URL", sim.admin_url()),
+                ("PVE_SIM_NODE", pve_node),
+            ],
+            host_command.then_some(forced),
+        )
         .unwrap();
-    let ssh = json!({"host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
+    let mut ssh = json!({"host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
                      "hostKeyFingerprint": sshd.host_key_fingerprint, "maxSessions": 4});
+    if host_command {
+        ssh["mode"] = json!("HostCommand");
+    }
     (std::fs::read_to_string(key).unwrap(), ssh)
 }
 

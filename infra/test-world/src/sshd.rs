@@ -101,12 +101,25 @@ impl Sshd {
     /// Generates and authorizes another client key (ed25519) whose sessions get `env` set by
     /// sshd; see [`Sshd::authorize_public_key`]. Returns the private key's path (OpenSSH format).
     pub fn authorize_key_with_env(&self, env: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
+        self.authorize_key(env, None)
+    }
+
+    /// Generates and authorizes another client key (ed25519) whose sessions get `env` set by
+    /// sshd and, with `forced_command`, run only that command (`command="..."` with
+    /// `restrict`: no pty, no forwarding; the client's command is in `SSH_ORIGINAL_COMMAND`).
+    /// Returns the private key's path (OpenSSH format).
+    pub fn authorize_key(
+        &self,
+        env: &[(&str, &str)],
+        forced_command: Option<&str>,
+    ) -> anyhow::Result<PathBuf> {
         let n = EXTRA_KEYS.fetch_add(1, Ordering::Relaxed);
         let key = self
             .client_key
             .with_file_name(format!("client{n}_{}_ed25519", std::process::id()));
         keygen(&key)?;
-        self.authorize_public_key(&std::fs::read_to_string(key.with_extension("pub"))?, env)?;
+        let public_key = std::fs::read_to_string(key.with_extension("pub"))?;
+        self.authorize_public_key_with(&public_key, env, forced_command)?;
         Ok(key)
     }
 
@@ -114,16 +127,33 @@ impl Sshd {
     /// sshd in its sessions (`environment="NAME=value"`; only `PATH`, `HOME` and `PVE_SIM_*`
     /// are permitted by the server).
     pub fn authorize_public_key(&self, public_key: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.authorize_public_key_with(public_key, env, None)
+    }
+
+    /// [`Sshd::authorize_public_key`], restricted to `forced_command` when given.
+    pub fn authorize_public_key_with(
+        &self,
+        public_key: &str,
+        env: &[(&str, &str)],
+        forced_command: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let unquotable = |text: &str| text.contains(['"', '\\', '\n']);
         for (name, value) in env {
             anyhow::ensure!(
-                !name.is_empty() && !format!("{name}{value}").contains(['"', '\\', '\n']),
+                !name.is_empty() && !unquotable(&format!("{name}{value}")),
                 "unsupported environment entry {name}={value}"
             );
         }
-        let options: Vec<String> = env
-            .iter()
-            .map(|(name, value)| format!("environment=\"{name}={value}\""))
-            .collect();
+        let mut options: Vec<String> = Vec::new();
+        if let Some(command) = forced_command {
+            anyhow::ensure!(!unquotable(command), "unsupported forced command {command}");
+            options.push(format!("command=\"{command}\""));
+            options.push("restrict".into());
+        }
+        options.extend(
+            env.iter()
+                .map(|(name, value)| format!("environment=\"{name}={value}\"")),
+        );
         let line = match options.is_empty() {
             true => format!("{}\n", public_key.trim()),
             false => format!("{} {}\n", options.join(","), public_key.trim()),
@@ -139,6 +169,12 @@ impl Sshd {
 
     /// An `ssh` command that logs in with the client key and checks the host key strictly.
     pub fn ssh(&self) -> Command {
+        self.ssh_with_key(&self.client_key)
+    }
+
+    /// An `ssh` command that logs in with `key` (e.g. one from [`Sshd::authorize_key`]) and
+    /// checks the host key strictly.
+    pub fn ssh_with_key(&self, key: &std::path::Path) -> Command {
         let known_hosts = self.client_key.with_file_name("known_hosts");
         if !known_hosts.exists() {
             let host_pub = std::fs::read_to_string(self.client_key.with_file_name("host_ed25519.pub"))
@@ -147,7 +183,7 @@ impl Sshd {
         }
         let mut cmd = Command::new("ssh");
         cmd.arg("-i")
-            .arg(&self.client_key)
+            .arg(key)
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-o")

@@ -21,12 +21,13 @@ use crate::audit::{AuditedError, AuditedValue};
 use crate::controllers::act::{ActError, SshOperation};
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::container::{LocalObjectRef, ProvisionedStep, ServiceStatus, TemplateUpdatePolicy};
+use crate::crd::node::SshMode;
 use crate::crd::provisioning::ServiceSpec;
 use crate::provision::content::digest::ResolvedProvisioning;
 use crate::provision::{
     PctTarget, ProvisionFailure, ProvisionOptions, ProvisionReport, discover, plan, steps,
 };
-use crate::ssh::{ClientKey, ErrorKind, SshConfig, SshHost, SshPool};
+use crate::ssh::{ClientKey, ErrorKind, HostMode, SshConfig, SshHost, SshPool};
 use crate::status::apply::FIELD_MANAGER;
 
 impl AuditedValue for ProvisionReport {}
@@ -85,7 +86,7 @@ impl SshProvisioner {
         })?;
         let key = ClientKey::from_text(&bytes.0)
             .map_err(|e| halt_for(ErrorKind::InvalidInput, format!("{field}: {e}")))?;
-        let config = SshConfig::new(
+        let mut config = SshConfig::new(
             ssh.host.clone(),
             u16::try_from(ssh.port).unwrap_or(22),
             ssh.user.clone(),
@@ -98,6 +99,10 @@ impl SshProvisioner {
                 format!("ProxmoxNode {node} spec.ssh: {e}"),
             )
         })?;
+        config.mode = match ssh.mode {
+            SshMode::Direct => HostMode::Direct,
+            SshMode::HostCommand => HostMode::HostCommand,
+        };
         Ok(self.pool.host(&node, config, key))
     }
 }
