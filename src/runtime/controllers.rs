@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
+
 use crate::audit::AuditStore;
+use crate::cluster::fence::Leadership;
 use crate::controllers::container::ContainerCtx;
 use crate::controllers::container::provision::Provisioner;
 use crate::controllers::node::connect::ClientCache;
@@ -29,6 +32,9 @@ pub struct ControllerSet {
     pub observations: Observations,
     pub clients: ClientCache,
     pub provisioner: Option<Arc<dyn Provisioner>>,
+    /// Whether this replica may act; every mutation checks it (`cluster::fence::check`), and
+    /// [`run`](Self::run) cancels the controllers when it lapses.
+    pub leadership: Leadership,
 }
 
 impl ControllerSet {
@@ -46,20 +52,26 @@ impl ControllerSet {
             provisioner: Some(Arc::new(
                 crate::controllers::container::ssh::SshProvisioner::default(),
             )),
+            leadership: Leadership::always(),
         }
     }
 
-    /// Runs the three controllers until `shutdown` resolves.
+    /// Runs the three controllers until `shutdown` resolves (running reconciles finish), or
+    /// cancels them when the leadership lapses (running reconciles stop at their next await).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        let (node_tx, node_rx) = tokio::sync::oneshot::channel::<()>();
-        let (template_tx, template_rx) = tokio::sync::oneshot::channel::<()>();
-        let (container_tx, container_rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = node_tx.send(());
-            let _ = template_tx.send(());
-            let _ = container_tx.send(());
-        });
+        tokio::select! {
+            // Checked first at every wake-up: no reconcile makes a step after the lapse.
+            biased;
+            () = self.leadership.lapsed() => {
+                tracing::warn!("leadership lapsed: controllers cancelled");
+            }
+            () = self.run_until(shutdown) => {}
+        }
+    }
+
+    async fn run_until(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+        // One shutdown for three controllers, without a task that could outlive them.
+        let shutdown = shutdown.boxed().shared();
         let kube = self.kube.clone();
         let recorder = || {
             Some(crate::status::events::recorder(
@@ -100,15 +112,9 @@ impl ControllerSet {
             recorder: recorder(),
         };
         tokio::join!(
-            node_controller::run(node_ctx, async move {
-                let _ = node_rx.await;
-            }),
-            template_controller::run(template_ctx, async move {
-                let _ = template_rx.await;
-            }),
-            containers.run(async move {
-                let _ = container_rx.await;
-            }),
+            node_controller::run(node_ctx, shutdown.clone()),
+            template_controller::run(template_ctx, shutdown.clone()),
+            containers.run(shutdown),
         );
     }
 }
