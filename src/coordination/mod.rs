@@ -208,6 +208,17 @@ async fn renew(
     }
 }
 
+/// Whether a held lock was lost, as a cloneable handle (judged like [`LockGuard::lost`]).
+#[derive(Clone, Debug)]
+pub struct LockWatch(Arc<Validity>);
+
+impl LockWatch {
+    /// True once the lock can no longer be trusted; stays true.
+    pub fn lost(&self) -> bool {
+        self.0.lost()
+    }
+}
+
 /// A held lock. Release it with [`LockGuard::release`]; dropping it stops the renewal so the
 /// lock expires after its ttl (what a crashed holder's lock does too).
 pub struct LockGuard {
@@ -229,6 +240,12 @@ impl LockGuard {
     /// always true.
     pub fn lost(&self) -> bool {
         self.validity.lost()
+    }
+
+    /// A handle that tells whether the lock was lost, for work that outlives a borrow of the
+    /// guard (an SSH target checking before each command).
+    pub fn watch(&self) -> LockWatch {
+        LockWatch(self.validity.clone())
     }
 
     /// Stops renewing and deletes the lock if this guard still owns it.
@@ -342,8 +359,10 @@ mod tests {
         let c = Coordinator::with_backend(Arc::new(MemoryBackend::default()), ttl);
         let guard = c.try_lock("k").await.unwrap().unwrap();
         assert!(!guard.lost());
+        let watch = guard.watch();
         std::thread::sleep(ttl);
-        assert!(guard.lost(), "the lock's validity ran out while frozen");
+        assert!(watch.lost(), "the lock's validity ran out while frozen");
+        assert!(guard.lost());
         tokio::time::sleep(ttl).await;
         assert!(guard.lost(), "the renewal that ran late did not revive it");
     }
