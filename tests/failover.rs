@@ -177,7 +177,6 @@ fn memory_of(cfg: &lxc_operator::proxmox::types::LxcConfig) -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs the audited-call fence"]
 async fn a_frozen_leader_never_acts_after_the_take_over() {
     let w = World::without_operator("failover", &["pve1"], |mut c| {
         c.task_durations_ms.insert("vzcreate".into(), 3000);

@@ -2,15 +2,23 @@
 //! Ready with version and capacity, precise reasons for each failure, a Secret change
 //! re-checks the node, and a missing OS template is downloaded as a tracked task.
 
+// This test acts on Proxmox (or the audit trail) directly, behind the operator's back; the
+// operator itself may only do so through controllers::act::Actor (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use lxc_operator::audit::AuditStore;
-use lxc_operator::controllers::node::observe::Observations;
-use lxc_operator::controllers::node::reconcile::{self as node_controller, ContainerWake, NodeCtx};
-use lxc_operator::controllers::template::reconcile::{self as template_controller, TemplateCtx};
+use lxc_operator::cluster::Stores;
+use lxc_operator::cluster::drift::ContainerWake;
+use lxc_operator::cluster::observations::Observations;
+use lxc_operator::controllers::node::{NodeCtx, reconcile as node_controller};
+use lxc_operator::controllers::template::{TemplateCtx, reconcile as template_controller};
+use lxc_operator::coordination::Coordinator;
 use lxc_operator::crd::{LxcTemplate, ProxmoxNode};
+use lxc_operator::runtime::controllers::ControllerSet;
 use pve_sim::{Config, PveSim};
 use serde_json::json;
 
@@ -29,7 +37,6 @@ type Woken = tokio::sync::mpsc::UnboundedReceiver<
 async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, AuditStore, Woken) {
     let audit = AuditStore::connect(None, &audit_file()).await.unwrap();
     let kube = test_world::control_plane().client().await;
-    let observations = Observations::default();
     let (reader, writer) = kube::runtime::reflector::store();
     let containers = kube::runtime::reflector(
         writer,
@@ -42,37 +49,28 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
     let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
-    let node_ctx = NodeCtx {
-        kube: kube.clone(),
-        observations: observations.clone(),
-        clients: Default::default(),
-        metrics: None,
-        recorder: Some(lxc_operator::status::events::recorder(kube.clone(), None)),
-        published: Default::default(),
-        probed: Default::default(),
-        wake: Some(ContainerWake {
-            containers: reader,
-            sender: wake_tx,
-        }),
+    let coordinator = Coordinator::connect(None, Duration::from_secs(12)).await.unwrap();
+    let mut set = ControllerSet::new(kube.clone(), audit.clone(), coordinator);
+    set.identity = Some("test".into());
+    let observations = set.observations.clone();
+    let nodes = node_controller::prepare(kube.clone());
+    let templates = template_controller::prepare(kube.clone());
+    let shared = set.shared(Stores {
+        nodes: nodes.store.clone(),
+        templates: templates.store.clone(),
+        containers: reader.clone(),
+    });
+    let wake = ContainerWake {
+        containers: reader,
+        sender: wake_tx,
     };
-    tokio::spawn(node_controller::run(node_ctx, async move {
+    tokio::spawn(nodes.run(NodeCtx::new(shared.clone(), Some(wake)), async move {
         let _ = rx.await;
         let _ = tx2.send(());
     }));
-    tokio::spawn(template_controller::run(
-        TemplateCtx {
-            kube: kube.clone(),
-            metrics: None,
-            inflight: Default::default(),
-            clients: Default::default(),
-            audit: audit.clone(),
-            actor: "lxc-operator/test".into(),
-            recorder: Some(lxc_operator::status::events::recorder(kube.clone(), None)),
-        },
-        async move {
-            let _ = rx2.await;
-        },
-    ));
+    tokio::spawn(templates.run(TemplateCtx::new(shared), async move {
+        let _ = rx2.await;
+    }));
     (tx, observations, audit, wake_rx)
 }
 

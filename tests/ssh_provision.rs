@@ -12,6 +12,10 @@
 //! container root as `PCT_ROOT` (and working directory), so that is where "inside the
 //! container" is.
 
+// This test acts on Proxmox (or the audit trail) directly, behind the operator's back; the
+// operator itself may only do so through controllers::act::Actor (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "ssh_provision/world.rs"]
 mod world;
 
@@ -23,11 +27,11 @@ mod injection;
 use std::time::{Duration, Instant};
 
 use lxc_operator::crd::provisioning::{FilePolicy, ServiceSpec};
+use lxc_operator::provision::content::digest::ResolvedProvisioning;
 use lxc_operator::provision::{
     MARKER_PATH, PctTarget, ProvisionError, ProvisionOptions, Target, discover, parse_marker, provision,
 };
 use lxc_operator::ssh::{ErrorKind, FilePerms};
-use lxc_operator::provision::content::digest::ResolvedProvisioning;
 use world::*;
 
 pub fn options() -> ProvisionOptions {

@@ -34,6 +34,12 @@ impl AuditedValue for Upid {
     }
 }
 
+impl AuditedValue for Option<Upid> {
+    fn audit_upid(&self) -> Option<String> {
+        self.as_ref().map(|u| u.as_str().to_string())
+    }
+}
+
 /// What a failed call reports to the trail (its `Display` is the stored error text).
 pub trait AuditedError: std::fmt::Display {
     /// The error class label (as metrics and Events use it).

@@ -12,6 +12,16 @@ use super::ownership::{description_with_owner, tags_with_owner};
 /// The root filesystem size when neither the container nor its template names one (Proxmox's).
 pub const DEFAULT_ROOTFS_GIB: i64 = 4;
 
+/// Proxmox's memory when neither the container nor its template names one (MiB).
+pub const DEFAULT_MEMORY_MIB: i64 = 512;
+
+/// The memory a container asks for: the spec, then the template's default (`None`: Proxmox's).
+pub fn memory_mib(spec: &LxcContainerSpec, template: Option<&LxcTemplateSpec>) -> Option<i64> {
+    spec.resources
+        .memory_mib
+        .or(template.and_then(|t| t.defaults.memory_mib))
+}
+
 /// The object a container is built for.
 pub struct Subject<'a> {
     pub name: &'a str,
@@ -107,11 +117,7 @@ pub fn create_params(subject: &Subject<'_>, vmid: u32) -> CreateLxc {
         cores: spec.resources.cores.or(defaults.cores).map(|c| c as u32),
         cpulimit: spec.resources.cpu_limit,
         cpuunits: spec.resources.cpu_units.map(|c| c as u32),
-        memory: spec
-            .resources
-            .memory_mib
-            .or(defaults.memory_mib)
-            .map(|m| m as u64),
+        memory: memory_mib(spec, Some(template)).map(|m| m as u64),
         swap: spec.resources.swap_mib.or(defaults.swap_mib).map(|m| m as u64),
         rootfs: Some(Volume {
             volume: format!("{rootfs_storage}:{rootfs_gib}"),

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::crd::provisioning::FilePolicy;
-use crate::ssh::{ExecOutput, FilePerms};
 use crate::provision::content::digest::{ResolvedFile, ResolvedProvisioning, ResolvedScript};
+use crate::ssh::{ExecOutput, FilePerms};
 
 use super::error::ProvisionError;
 use super::marker::{self, MARKER_PATH};

@@ -22,4 +22,4 @@ pub use error::ProvisionError;
 pub use execute::{ProvisionFailure, ProvisionOptions, ProvisionReport, provision};
 pub use marker::{MARKER_PATH, parse as parse_marker, render as render_marker};
 pub use plan::{Action, BACKUP_SUFFIX, PackageManager, SCRIPTS_DIR, Step, plan, steps, validate};
-pub use target::{PctTarget, Target};
+pub use target::{Fence, PctTarget, Target};

@@ -2,8 +2,8 @@
 //! digest, less those already done; the commands each package manager takes; and the checks
 //! every value must pass before it goes anywhere near a container.
 
-use crate::ssh::{FilePerms, check_container_path, check_env_name};
 use crate::provision::content::digest::{ResolvedFile, ResolvedProvisioning, ResolvedScript};
+use crate::ssh::{FilePerms, check_container_path, check_env_name};
 
 /// One provisioning step: `file:/path`, `packages:<manager>` or `script:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

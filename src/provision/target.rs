@@ -39,16 +39,49 @@ pub trait Target: Send + Sync {
     async fn read(&self, path: &str, timeout: Duration) -> Result<Option<Vec<u8>>, Error>;
 }
 
+/// Says, right before each command, whether this process may still act (`Err` names why not).
+pub type Fence = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// A container reached with `pct` on its Proxmox host.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PctTarget {
     host: Arc<SshHost>,
     vmid: u32,
+    fence: Option<Fence>,
+}
+
+impl std::fmt::Debug for PctTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PctTarget")
+            .field("host", &self.host)
+            .field("vmid", &self.vmid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PctTarget {
     pub fn new(host: Arc<SshHost>, vmid: u32) -> Self {
-        Self { host, vmid }
+        Self {
+            host,
+            vmid,
+            fence: None,
+        }
+    }
+
+    /// Checks `fence` right before every command that changes the container.
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    fn may_act(&self, operation: &str) -> Result<(), Error> {
+        match &self.fence {
+            Some(fence) => fence().map_err(|reason| Error::Fenced {
+                operation: operation.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -65,6 +98,7 @@ impl Target for PctTarget {
         env: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<ExecOutput, Error> {
+        self.may_act("pct exec")?;
         self.host.pct_exec(self.vmid, argv, stdin, env, timeout).await
     }
 
@@ -75,6 +109,7 @@ impl Target for PctTarget {
         perms: &FilePerms,
         timeout: Duration,
     ) -> Result<(), Error> {
+        self.may_act("pct push")?;
         self.host.pct_push(self.vmid, content, path, perms, timeout).await
     }
 

@@ -146,6 +146,17 @@ impl std::fmt::Debug for ProxmoxClient {
 /// Parameters of a call, form-encoded (booleans already as 0/1).
 pub type Params = Vec<(String, String)>;
 
+/// A path segment, percent-encoded.
+pub fn enc(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (c as char).to_string(),
+            _ => format!("%{c:02X}"),
+        })
+        .collect()
+}
+
 impl ProxmoxClient {
     /// Builds a client; no request is made yet.
     pub fn new(config: ClientConfig) -> Result<Self, TlsError> {

@@ -1,19 +1,19 @@
 //! The three controllers as one set — what a leading replica runs, and what the end-to-end
-//! tests start in-process: node polls wake containers, one client cache and one observation
-//! store serve all three.
+//! tests start in-process: one shared context (caches, clients, observations, audit trail,
+//! coordinator, fences) serves all three, and node polls wake containers.
 
 use std::sync::Arc;
 
 use futures::FutureExt;
 
 use crate::audit::AuditStore;
+use crate::cluster::clients::ClientCache;
 use crate::cluster::fence::Leadership;
-use crate::controllers::container::ContainerCtx;
-use crate::controllers::container::provision::Provisioner;
-use crate::controllers::node::connect::ClientCache;
-use crate::controllers::node::observe::Observations;
-use crate::controllers::node::reconcile::{self as node_controller, NodeCtx};
-use crate::controllers::template::reconcile::{self as template_controller, TemplateCtx};
+use crate::cluster::observations::Observations;
+use crate::cluster::{ReconcileMetrics, Shared, Stores};
+use crate::controllers::container::{self, ContainerCtx, Provisioner};
+use crate::controllers::node::{self, NodeCtx};
+use crate::controllers::template::{self, TemplateCtx};
 use crate::coordination::Coordinator;
 use crate::proxmox::client::Metrics;
 
@@ -24,40 +24,41 @@ pub struct ControllerSet {
     /// This replica's identity (Events, audit actor).
     pub identity: Option<String>,
     pub metrics: Option<Arc<dyn Metrics>>,
+    pub reconcile_metrics: Option<Arc<dyn ReconcileMetrics>>,
     pub audit: AuditStore,
     pub coordinator: Coordinator,
+    /// Whether this replica may act; checked right before every mutation.
+    pub leadership: Leadership,
     /// `LxcContainer`s reconciled at once.
     pub container_concurrency: u16,
     /// Shared with the status page.
     pub observations: Observations,
     pub clients: ClientCache,
     pub provisioner: Option<Arc<dyn Provisioner>>,
-    /// Whether this replica may act; every mutation checks it (`cluster::fence::check`), and
-    /// [`run`](Self::run) cancels the controllers when it lapses.
-    pub leadership: Leadership,
 }
 
 impl ControllerSet {
-    /// The set with fresh shared state.
+    /// The set with fresh shared state (leading for as long as it runs).
     pub fn new(kube: kube::Client, audit: AuditStore, coordinator: Coordinator) -> Self {
         Self {
             kube,
             identity: None,
             metrics: None,
+            reconcile_metrics: None,
             audit,
             coordinator,
+            leadership: Leadership::always(),
             container_concurrency: 16,
             observations: Observations::default(),
             clients: ClientCache::default(),
-            provisioner: Some(Arc::new(
-                crate::controllers::container::ssh::SshProvisioner::default(),
-            )),
-            leadership: Leadership::always(),
+            provisioner: Some(Arc::new(container::ssh::SshProvisioner::default())),
         }
     }
 
     /// Runs the three controllers until `shutdown` resolves (running reconciles finish), or
-    /// cancels them when the leadership lapses (running reconciles stop at their next await).
+    /// cancels them when the leadership lapses or is revoked: the controllers' future is dropped,
+    /// so running reconciles stop at their next await. Dropping the returned future cancels the
+    /// same way.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
         tokio::select! {
             // Checked first at every wake-up: no reconcile makes a step after the lapse.
@@ -72,49 +73,42 @@ impl ControllerSet {
     async fn run_until(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
         // One shutdown for three controllers, without a task that could outlive them.
         let shutdown = shutdown.boxed().shared();
-        let kube = self.kube.clone();
-        let recorder = || {
-            Some(crate::status::events::recorder(
-                kube.clone(),
-                self.identity.clone(),
-            ))
+        let nodes = node::reconcile::prepare(self.kube.clone());
+        let templates = template::reconcile::prepare(self.kube.clone());
+        let containers = container::prepare(self.kube.clone(), self.container_concurrency);
+        let stores = Stores {
+            nodes: nodes.store.clone(),
+            templates: templates.store.clone(),
+            containers: containers.store.clone(),
         };
-        let actor = format!("lxc-operator/{}", self.identity.clone().unwrap_or_default());
-        let mut container_ctx = ContainerCtx::new(
-            kube.clone(),
-            self.clients.clone(),
-            self.audit.clone(),
-            actor.clone(),
-            self.coordinator.clone(),
-            self.observations.clone(),
-        );
-        container_ctx.metrics = self.metrics.clone();
-        container_ctx.recorder = recorder();
-        container_ctx.provisioner = self.provisioner.clone();
-        let containers = crate::controllers::container::prepare(container_ctx, self.container_concurrency);
-        let node_ctx = NodeCtx {
-            kube: kube.clone(),
-            observations: self.observations.clone(),
-            clients: self.clients.clone(),
-            metrics: self.metrics.clone(),
-            recorder: recorder(),
-            published: Default::default(),
-            probed: Default::default(),
-            wake: Some(containers.wake.clone()),
-        };
-        let template_ctx = TemplateCtx {
-            kube: kube.clone(),
-            metrics: self.metrics.clone(),
-            inflight: Default::default(),
-            clients: self.clients.clone(),
-            audit: self.audit.clone(),
-            actor,
-            recorder: recorder(),
-        };
+        let shared = self.shared(stores);
+        let container_ctx = ContainerCtx::new(shared.clone());
+        let node_ctx = NodeCtx::new(shared.clone(), Some(containers.wake.clone()));
+        let template_ctx = TemplateCtx::new(shared);
         tokio::join!(
-            node_controller::run(node_ctx, shutdown.clone()),
-            template_controller::run(template_ctx, shutdown.clone()),
-            containers.run(shutdown),
+            nodes.run(node_ctx, shutdown.clone()),
+            templates.run(template_ctx, shutdown.clone()),
+            containers.run(container_ctx, self.provisioner.clone(), shutdown),
         );
+    }
+
+    /// The one context the three controllers share.
+    pub fn shared(&self, stores: Stores) -> Shared {
+        Shared {
+            kube: self.kube.clone(),
+            stores,
+            clients: self.clients.clone(),
+            observations: self.observations.clone(),
+            proxmox_metrics: self.metrics.clone(),
+            reconcile_metrics: self.reconcile_metrics.clone(),
+            recorder: Some(crate::status::events::recorder(
+                self.kube.clone(),
+                self.identity.clone(),
+            )),
+            audit: self.audit.clone(),
+            actor: format!("lxc-operator/{}", self.identity.clone().unwrap_or_default()),
+            coordinator: self.coordinator.clone(),
+            leadership: self.leadership.clone(),
+        }
     }
 }

@@ -1,5 +1,9 @@
-//! Prometheus metrics: Proxmox calls by operation and outcome (fed by the client's hook) and
-//! reconciles; rendered on `/metrics`.
+//! Prometheus metrics, rendered on `/metrics`: Proxmox calls by operation and outcome (fed by
+//! the client's hook), leadership, and reconciles under controller-runtime's names
+//! (`controller_runtime_reconcile_total{controller,result}`,
+//! `controller_runtime_reconcile_errors_total`, `controller_runtime_reconcile_time_seconds`,
+//! `controller_runtime_active_workers`) so existing dashboards and alerts fit, plus
+//! `lxc_operator_reconcile_halts_total{controller,halt,reason}` for why reconciles stopped short.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::cluster::ReconcileMetrics;
 use crate::proxmox::client::Metrics as ClientMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -19,18 +24,83 @@ struct CallLabels {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    controller: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HaltLabels {
+    controller: String,
+    halt: String,
+    reason: String,
+}
+
+/// The reconcile families.
+#[derive(Clone)]
+struct Reconciles {
+    total: Family<ResultLabels, Counter>,
+    errors: Family<ControllerLabels, Counter>,
+    time: Family<ControllerLabels, Histogram>,
+    active: Family<ControllerLabels, Gauge>,
+    halts: Family<HaltLabels, Counter>,
+}
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
     proxmox_calls: Family<CallLabels, Counter>,
     proxmox_latency: Family<CallLabels, Histogram>,
     leader: Gauge,
+    reconciles: Reconciles,
 }
 
 impl Metrics {
     /// A registry with every metric registered.
     pub fn new() -> Arc<Self> {
-        let mut registry = Registry::with_prefix("lxc_operator");
+        let mut root = Registry::default();
+        let reconciles = Reconciles {
+            total: Family::default(),
+            errors: Family::default(),
+            time: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16))),
+            active: Family::default(),
+            halts: Family::default(),
+        };
+        {
+            let cr = root.sub_registry_with_prefix("controller_runtime");
+            cr.register(
+                "reconcile",
+                "Reconciles per controller and result",
+                reconciles.total.clone(),
+            );
+            cr.register(
+                "reconcile_errors",
+                "Reconciles that ended in an error, per controller",
+                reconciles.errors.clone(),
+            );
+            cr.register(
+                "reconcile_time_seconds",
+                "Reconcile duration per controller",
+                reconciles.time.clone(),
+            );
+            cr.register(
+                "active_workers",
+                "Reconciles running now, per controller",
+                reconciles.active.clone(),
+            );
+        }
+        let registry = root.sub_registry_with_prefix("lxc_operator");
+        registry.register(
+            "reconcile_halts",
+            "Reconciles that stopped short, per controller, halt kind and reason",
+            reconciles.halts.clone(),
+        );
         let proxmox_calls = Family::<CallLabels, Counter>::default();
         let proxmox_latency = Family::<CallLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.005, 2.0, 14))
@@ -52,7 +122,8 @@ impl Metrics {
             leader.clone(),
         );
         Arc::new(Self {
-            registry: Mutex::new(registry),
+            registry: Mutex::new(root),
+            reconciles,
             proxmox_calls,
             proxmox_latency,
             leader,
@@ -86,6 +157,45 @@ impl ClientMetrics for Metrics {
     }
 }
 
+impl ReconcileMetrics for Metrics {
+    fn reconciled(
+        &self,
+        controller: &'static str,
+        result: &'static str,
+        halt: &'static str,
+        reason: &str,
+        seconds: f64,
+    ) {
+        let c = ControllerLabels {
+            controller: controller.into(),
+        };
+        let labels = ResultLabels {
+            controller: controller.into(),
+            result: result.into(),
+        };
+        self.reconciles.total.get_or_create(&labels).inc();
+        if result == "error" {
+            self.reconciles.errors.get_or_create(&c).inc();
+        }
+        self.reconciles.time.get_or_create(&c).observe(seconds);
+        if halt != "none" {
+            let halt = HaltLabels {
+                controller: controller.into(),
+                halt: halt.into(),
+                reason: reason.into(),
+            };
+            self.reconciles.halts.get_or_create(&halt).inc();
+        }
+    }
+
+    fn active(&self, controller: &'static str, delta: i64) {
+        let c = ControllerLabels {
+            controller: controller.into(),
+        };
+        self.reconciles.active.get_or_create(&c).inc_by(delta);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +215,25 @@ mod tests {
             text.contains(r#"lxc_operator_proxmox_calls_total{operation="get version",outcome="connect"} 1"#)
         );
         assert!(text.contains("lxc_operator_proxmox_call_seconds_bucket"));
+    }
+
+    #[test]
+    fn reconciles_use_controller_runtime_names() {
+        let m = Metrics::new();
+        m.active("LxcContainer", 1);
+        m.reconciled("LxcContainer", "success", "none", "", 0.2);
+        m.reconciled("LxcContainer", "error", "transient", "ProxmoxUnreachable", 0.1);
+        m.active("LxcContainer", -1);
+        let text = m.render();
+        for line in [
+            r#"controller_runtime_reconcile_total{controller="LxcContainer",result="success"} 1"#,
+            r#"controller_runtime_reconcile_total{controller="LxcContainer",result="error"} 1"#,
+            r#"controller_runtime_reconcile_errors_total{controller="LxcContainer"} 1"#,
+            r#"controller_runtime_active_workers{controller="LxcContainer"} 0"#,
+            r#"lxc_operator_reconcile_halts_total{controller="LxcContainer",halt="transient",reason="ProxmoxUnreachable"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        assert!(text.contains("controller_runtime_reconcile_time_seconds_bucket"));
     }
 }

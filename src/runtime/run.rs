@@ -167,6 +167,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let mut set = ControllerSet::new(client.clone(), audit.clone(), coordinator.clone());
     set.identity = Some(leader_config.identity.clone());
     set.metrics = Some(metrics.clone());
+    set.reconcile_metrics = Some(metrics.clone());
     set.container_concurrency = config.container_concurrency;
     set.leadership = leadership.clone();
     let controllers = tokio::spawn(run_controllers_while_leading(set, leading.clone()));

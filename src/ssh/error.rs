@@ -19,6 +19,8 @@ pub enum ErrorKind {
     /// Something handed in cannot be used (key text, fingerprint, an argument with a NUL byte,
     /// a relative path): fix the spec or the Secret.
     InvalidInput,
+    /// Not sent: this replica may no longer act (leadership or the object's lock is gone).
+    Fenced,
 }
 
 impl ErrorKind {
@@ -36,6 +38,7 @@ impl ErrorKind {
             Self::Timeout => "timeout",
             Self::CommandFailed => "command_failed",
             Self::InvalidInput => "invalid_input",
+            Self::Fenced => "fenced",
         }
     }
 }
@@ -97,6 +100,9 @@ pub enum Error {
     /// An argument that cannot be passed safely or makes no sense.
     #[error("{operation}: {message}")]
     InvalidArgument { operation: String, message: String },
+    /// The command was not sent: this replica may no longer act.
+    #[error("{operation}: not sent, {reason}")]
+    Fenced { operation: String, reason: String },
 }
 
 fn tail_suffix(tail: &str) -> String {
@@ -118,6 +124,7 @@ impl Error {
             Self::Auth { .. } => ErrorKind::Auth,
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::CommandFailed { .. } => ErrorKind::CommandFailed,
+            Self::Fenced { .. } => ErrorKind::Fenced,
         }
     }
 

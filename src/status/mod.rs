@@ -1,4 +1,6 @@
-//! Status helpers shared by every controller: typed conditions with kstatus semantics.
+//! Status as Kubernetes tools read it: typed conditions with kstatus semantics, Events on
+//! transitions, and the one way a status is written.
 
+pub mod apply;
 pub mod conditions;
 pub mod events;

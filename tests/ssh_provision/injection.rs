@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lxc_operator::crd::provisioning::FilePolicy;
-use lxc_operator::provision::{ProvisionError, Target, provision};
 use lxc_operator::provision::content::digest::ResolvedProvisioning;
+use lxc_operator::provision::{ProvisionError, Target, provision};
 
 use super::world::*;
 use super::{marker, options};

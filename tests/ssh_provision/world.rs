@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use lxc_operator::crd::provisioning::{EnvVar, FilePolicy};
 use lxc_operator::provision::PctTarget;
+use lxc_operator::provision::content::digest::{ResolvedFile, ResolvedScript};
 use lxc_operator::proxmox::api::{CreateLxc, PowerAction};
 use lxc_operator::proxmox::client::ClientConfig;
 use lxc_operator::proxmox::property::Volume;
 use lxc_operator::proxmox::tls::parse_fingerprint;
 use lxc_operator::proxmox::{Credentials, ProxmoxClient, Secret, TlsTrust};
 use lxc_operator::ssh::{ClientKey, ConnectRetry, SshConfig, SshHost};
-use lxc_operator::provision::content::digest::{ResolvedFile, ResolvedScript};
 use pve_sim::{Config, PveSim};
 
 pub const NODE: &str = "pve1";

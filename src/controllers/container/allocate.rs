@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use kube::api::{Api, ListParams};
 
-use super::locate::Target;
-use super::run::{Halt, HaltKind, Run, phase};
+use super::run::{Run, phase};
+use super::target::Target;
+use crate::controllers::halt::{Halt, HaltKind};
 use crate::coordination::allocation_lock;
 use crate::crd::container::LxcContainer;
 use crate::pipeline::vmid::{pick_free, range};
@@ -41,6 +42,13 @@ pub async fn allocate(run: &mut Run<'_>, target: &Target) -> Result<u32, Halt> {
             format!("VMID {vmid} from spec.vmid"),
         );
         run.save().await?;
+        return Ok(vmid as u32);
+    }
+    // The watch cache may be stale (a write of another replica, or of this one, not seen yet):
+    // the object's latest status decides, and a VMID recorded there is never replaced.
+    if let Some(vmid) = run.latest_status().await?.and_then(|s| s.vmid) {
+        run.status.vmid = Some(vmid);
+        run.pass(phase::VMID_ALLOCATED, "Allocated", format!("VMID {vmid}"));
         return Ok(vmid as u32);
     }
     let cluster = target.node.spec.endpoint.clone();
@@ -89,6 +97,8 @@ async fn allocate_locked(run: &mut Run<'_>, target: &Target, cluster: &str) -> R
             .into_iter()
             .flatten(),
     );
+    // The one LIST left in a reconcile: under the allocation lock, the API server's answer
+    // (not a cache that may lag behind another replica's write) says which VMIDs are recorded.
     let others = Api::<LxcContainer>::all(ctx.kube.clone())
         .list(&ListParams::default())
         .await

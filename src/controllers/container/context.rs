@@ -1,20 +1,13 @@
-//! What the container controller shares across reconciles: clients, the audit trail, the
-//! coordinator, the node polls' observations, and a little memory that outlives a stale watch
-//! cache (the last VMID, node and task each container's status was written with).
+//! What the container controller adds to the [`Shared`] context: a little memory that outlives
+//! a stale watch cache (the last VMID, node and task each container's status was written
+//! with), the VMIDs this process reserved, failure counts for backoff, the placement mutex,
+//! and the provisioner (whose seam is in `provisioner`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use kube::Client;
-
-use crate::audit::AuditStore;
-use crate::controllers::node::connect::ClientCache;
-use crate::controllers::node::observe::Observations;
-use crate::coordination::Coordinator;
+use crate::cluster::Shared;
 use crate::crd::container::TaskRef;
-use crate::proxmox::client::Metrics;
-
-use super::provision::Provisioner;
 
 /// The identity fields of a status this process wrote last: a reconcile handed an older copy
 /// by the watch cache must not allocate, create or migrate again.
@@ -27,23 +20,10 @@ pub struct Remembered {
     pub shutdown_failed: bool,
 }
 
-/// The container controller's shared state.
+/// The container controller's context.
 #[derive(Clone)]
 pub struct ContainerCtx {
-    pub kube: Client,
-    pub clients: ClientCache,
-    pub metrics: Option<Arc<dyn Metrics>>,
-    /// Every mutating Proxmox call is written ahead here; no trail, no call.
-    pub audit: AuditStore,
-    /// Who acts, for the audit trail.
-    pub actor: String,
-    /// Container and allocation locks, and the VMID cache.
-    pub coordinator: Coordinator,
-    /// What the node polls saw (shared with the node controller).
-    pub observations: Observations,
-    pub recorder: Option<kube::runtime::events::Recorder>,
-    /// Runs the Provision phase; `None` reports provisioning as unavailable.
-    pub provisioner: Option<Arc<dyn Provisioner>>,
+    pub shared: Shared,
     /// Per container uid: see [`Remembered`].
     pub memory: Arc<Mutex<HashMap<String, Remembered>>>,
     /// VMIDs this process allocated, per cluster (until their containers are observed).
@@ -56,26 +36,19 @@ pub struct ContainerCtx {
     pub address_timeout: std::time::Duration,
 }
 
+impl std::ops::Deref for ContainerCtx {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
 impl ContainerCtx {
     /// A context with empty memory.
-    pub fn new(
-        kube: Client,
-        clients: ClientCache,
-        audit: AuditStore,
-        actor: String,
-        coordinator: Coordinator,
-        observations: Observations,
-    ) -> Self {
+    pub fn new(shared: Shared) -> Self {
         Self {
-            kube,
-            clients,
-            metrics: None,
-            audit,
-            actor,
-            coordinator,
-            observations,
-            recorder: None,
-            provisioner: None,
+            shared,
             memory: Default::default(),
             reserved: Default::default(),
             failures: Default::default(),
@@ -103,5 +76,13 @@ impl ContainerCtx {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
+    }
+
+    /// Counts a halt toward the object's backoff; returns the failures in a row.
+    pub(crate) fn count_failure(&self, uid: &str, failed: bool) -> u32 {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(uid.to_string()).or_default();
+        *n = if failed { *n + 1 } else { 0 };
+        *n
     }
 }

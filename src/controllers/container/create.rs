@@ -6,21 +6,21 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::events::EventType;
 
-use super::locate::Target;
-use super::run::{Halt, HaltKind, Run, phase};
-use crate::audit::redact::form_params;
+use super::run::{Run, phase};
+use super::target::Target;
+use crate::controllers::act::ActError;
+use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::common::SecretKeyRef;
 use crate::crd::container::TaskRef;
-use crate::crd::node::ProxmoxNode;
 use crate::pipeline::desired::{Subject, create_params};
 use crate::pipeline::ownership::{Owner, owner};
-use crate::proxmox::ErrorClass;
 use crate::proxmox::api::CreateLxc;
 use crate::proxmox::auth::Secret;
 use crate::proxmox::types::LxcConfig;
+use crate::proxmox::{ErrorClass, Mutation};
 
 /// The Proxmox parameters the spec asks for (without secrets).
 pub fn desired(run: &Run<'_>, target: &Target, vmid: u32) -> CreateLxc {
@@ -92,12 +92,8 @@ async fn elsewhere(run: &mut Run<'_>, target: &Target, vmid: u32) -> Result<(), 
         return Ok(());
     };
     let at = found.node.clone().unwrap_or_default();
-    let nodes = Api::<ProxmoxNode>::all(run.ctx.kube.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Halt::kube(phase::CREATED, &e))?;
+    let nodes = run.ctx.stores.nodes.state();
     let ours = nodes
-        .items
         .iter()
         .find(|n| n.spec.endpoint == target.node.spec.endpoint && n.spec.node_name == at);
     if found.kind == "lxc"
@@ -105,7 +101,7 @@ async fn elsewhere(run: &mut Run<'_>, target: &Target, vmid: u32) -> Result<(), 
         && let Ok(config) = target.client.container_config(&at, vmid).await
         && owner(config.get("tags"), config.get("description"), &run.uid) == Owner::This
     {
-        let name = kube::ResourceExt::name_any(node);
+        let name = kube::ResourceExt::name_any(node.as_ref());
         run.event(
             EventType::Warning,
             "Relocated",
@@ -173,18 +169,33 @@ async fn start_create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -
         )
         .await;
     }
-    let intent = run.intent("create", "create container", &node, form_params(&create.params()));
-    let client = &target.client;
+    // Right before the POST: the object's latest status must still name this VMID and no task
+    // (a stale cache must never make a second container).
+    let latest = run.latest_status().await?.unwrap_or_default();
+    if latest.vmid != Some(i64::from(vmid)) || latest.task.is_some() {
+        return Err(Halt::wait(
+            phase::CREATED,
+            "StaleStatus",
+            format!(
+                "the recorded status moved on (VMID {:?}); looking again",
+                latest.vmid
+            ),
+            Duration::ZERO,
+        ));
+    }
+    let creation = Mutation::CreateContainer {
+        node: node.clone(),
+        create: Box::new(create),
+    };
     let upid = run
-        .ctx
-        .audit
-        .guarded(&intent, || client.create_container(&node, &create))
+        .actor()
+        .proxmox_task(&target.client, "create", &creation)
         .await
         .map_err(|e| match &e {
-            crate::audit::Guarded::Call(c) if c.class() == ErrorClass::AlreadyExists => {
+            ActError::Call(c) if c.class() == ErrorClass::AlreadyExists => {
                 conflict(format!("VMID {vmid} was taken before it could be created: {c}"))
             }
-            _ => Halt::guarded(phase::CREATED, &e),
+            _ => Halt::acted(phase::CREATED, &e),
         })?;
     run.status.task = Some(TaskRef {
         upid: upid.to_string(),

@@ -12,10 +12,11 @@ use kube::runtime::events::EventType;
 
 use super::context::ContainerCtx;
 use super::power::power_call;
-use super::reconcile::{ContainerError, FINALIZER, backoff};
-use super::run::{Halt, HaltKind, Run, phase};
-use super::settle::settle;
-use super::tune::track;
+use super::run::{Run, phase};
+use super::settle::{settle, track};
+use super::{ContainerError, FINALIZER};
+use crate::controllers::halt::{Halt, HaltKind, backoff};
+use crate::controllers::metered::Metered;
 use crate::coordination::container_lock;
 use crate::crd::container::PowerState;
 use crate::crd::container::{DeletionPolicy, LxcContainer};
@@ -23,24 +24,50 @@ use crate::crd::node::ProxmoxNode;
 use crate::pipeline::ownership::{OWNER_TAG, Owner, description_without_owner, owner, parse_tags};
 use crate::pipeline::power::decide;
 use crate::proxmox::ErrorClass;
+use crate::proxmox::Mutation;
 use crate::status::conditions::{Outcome, set_kstatus};
 
 /// Handles a deleted `LxcContainer` until its finalizer can go.
-pub async fn finalize(ct: &LxcContainer, ctx: &ContainerCtx) -> Result<Action, ContainerError> {
+pub async fn finalize(
+    ct: &LxcContainer,
+    ctx: &ContainerCtx,
+    metered: &mut Metered,
+) -> Result<Action, ContainerError> {
     let uid = ct.metadata.uid.clone().unwrap_or_default();
     if !ct.finalizers().iter().any(|f| f == FINALIZER) {
         ctx.forget(&uid);
+        metered.success();
         return Ok(Action::await_change());
     }
+    ctx.stores.ready().await;
     let Some(lock) = ctx.coordinator.try_lock(&container_lock(&uid)).await? else {
+        metered.halted(&Halt::wait(phase::CREATED, "Locked", "", Duration::from_secs(2)));
         return Ok(Action::requeue(Duration::from_secs(2)));
     };
-    let mut run = Run::new(ct, ctx);
+    let mut run = Run::new(ct, ctx, Some(&lock));
     let result = cleanup(&mut run).await;
+    let action = conclude(ct, ctx, run, result, metered).await;
     if let Err(e) = lock.release().await {
         tracing::warn!(error = %e, "could not release the container lock (it expires)");
     }
+    action
+}
+
+/// Lets the object go after a cleanup, or says why it cannot yet.
+async fn conclude(
+    ct: &LxcContainer,
+    ctx: &ContainerCtx,
+    mut run: Run<'_>,
+    result: Result<(), Halt>,
+    metered: &mut Metered,
+) -> Result<Action, ContainerError> {
+    let uid = run.uid.clone();
+    match &result {
+        Ok(()) => metered.success(),
+        Err(h) => metered.halted(h),
+    }
     match result {
+        Err(h) if h.kind == HaltKind::Fenced => Ok(h.requeue(0)),
         Ok(()) => {
             remove_finalizer(ct, ctx).await?;
             ctx.forget(&uid);
@@ -102,12 +129,7 @@ async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
         return Ok(()); // nothing was created
     };
     let vmid = vmid as u32;
-    let kube = run.ctx.kube.clone();
-    let Some(node) = Api::<ProxmoxNode>::all(kube.clone())
-        .get_opt(&node_name)
-        .await
-        .map_err(|e| Halt::kube(phase::CREATED, &e))?
-    else {
+    let Some(node) = run.ctx.stores.node(&node_name).map(|n| (*n).clone()) else {
         return Err(Halt::new(
             phase::CREATED,
             "NodeNotFound",
@@ -167,16 +189,14 @@ async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
                 true => delete.push("description".to_string()),
                 false => set.push(("description".to_string(), description)),
             }
-            let mut params = crate::audit::redact::form_params(&set);
-            params["delete"] = serde_json::json!(delete);
-            let intent = run.intent("delete", "remove ownership marker", &pve, params);
-            run.ctx
-                .audit
-                .guarded(&intent, || {
-                    client.update_container_config(&pve, vmid, &config.digest, set.clone(), &delete)
-                })
-                .await
-                .map_err(|e| Halt::guarded(phase::CREATED, &e))?;
+            let unmark = Mutation::UpdateConfig {
+                node: pve.clone(),
+                vmid,
+                digest: config.digest.clone(),
+                set,
+                delete,
+            };
+            run.act_sync(&client, "delete", phase::CREATED, unmark).await?;
             release_vmid(run, &node, vmid).await;
             run.event(
                 EventType::Normal,
@@ -200,18 +220,11 @@ async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
                 let what = format!("{name} before destroy");
                 return track(run, upid, name, &pve, what).await.map(|_| ());
             }
-            let intent = run.intent(
-                "delete",
-                "destroy container",
-                &pve,
-                serde_json::json!({"purge": 1, "destroy-unreferenced-disks": 1}),
-            );
-            let upid = run
-                .ctx
-                .audit
-                .guarded(&intent, || client.destroy_container(&pve, vmid))
-                .await
-                .map_err(|e| Halt::guarded(phase::CREATED, &e))?;
+            let destroy = Mutation::Destroy {
+                node: pve.clone(),
+                vmid,
+            };
+            let upid = run.act(&client, "delete", phase::CREATED, destroy).await?;
             track(
                 run,
                 upid.to_string(),

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use super::locate::Target;
-use super::run::{Halt, HaltKind, Run, phase};
+use super::run::{Run, phase};
+use super::target::Target;
+use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::container::InterfaceAddress;
 use crate::pipeline::discover::discover as found;
 use crate::proxmox::api::CreateLxc;

@@ -1,13 +1,14 @@
 //! Power: start the container, or shut it down gracefully (then stop it hard if the shutdown
 //! failed), to match `powerState`.
 
-use super::locate::Target;
-use super::run::{Halt, Run, phase};
-use super::tune::track;
+use super::run::{Run, phase};
+use super::settle::track;
+use super::target::Target;
+use crate::controllers::halt::Halt;
 use crate::crd::container::PowerState;
 use crate::pipeline::power::decide;
-use crate::proxmox::ProxmoxClient;
 use crate::proxmox::api::PowerAction;
+use crate::proxmox::{Mutation, ProxmoxClient};
 
 /// Matches the power state; returns whether the container runs.
 pub async fn power(run: &mut Run<'_>, target: &Target, vmid: u32, running: bool) -> Result<bool, Halt> {
@@ -39,18 +40,11 @@ pub async fn power_call(
     phase: &str,
     condition: &'static str,
 ) -> Result<(&'static str, String), Halt> {
-    let (name, params) = match action {
-        PowerAction::Start => ("start", serde_json::json!({})),
-        PowerAction::Stop => ("stop", serde_json::json!({})),
-        PowerAction::Reboot => ("reboot", serde_json::json!({})),
-        PowerAction::Shutdown { timeout_secs } => ("shutdown", serde_json::json!({"timeout": timeout_secs})),
+    let power = Mutation::Power {
+        node: node.to_string(),
+        vmid,
+        action,
     };
-    let intent = run.intent(phase, &format!("{name} container"), node, params);
-    let upid = run
-        .ctx
-        .audit
-        .guarded(&intent, || client.container_power(node, vmid, action))
-        .await
-        .map_err(|e| Halt::guarded(condition, &e))?;
-    Ok((name, upid.to_string()))
+    let upid = run.act(client, phase, condition, power).await?;
+    Ok((action.name(), upid.to_string()))
 }

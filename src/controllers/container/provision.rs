@@ -1,39 +1,16 @@
 //! Provision: the hook where the steps inside the container (files, packages, scripts) run
-//! over SSH. The phase resolves the template's and the container's steps; a [`Provisioner`]
+//! over SSH. The phase resolves the template's and the container's steps; a
+//! [`Provisioner`]
 //! runs the ones not yet done. Without SSH on the node, or without a provisioner, a container
 //! that has steps says so instead of pretending to be provisioned.
 
-use async_trait::async_trait;
-
-use super::locate::Target;
-use super::run::{Halt, HaltKind, Run, phase};
+use super::provisioner::Provisioner;
+use super::run::{Run, phase};
+use super::target::Target;
+use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::provisioning::ServiceSpec;
 use crate::provision::content::digest::ResolvedProvisioning;
 use crate::provision::content::resolve::resolve;
-
-/// Runs provisioning steps inside a container.
-#[async_trait]
-pub trait Provisioner: Send + Sync {
-    /// Runs the steps of `steps` not recorded as done in `run.status.provisionedSteps`,
-    /// recording each one done there.
-    async fn provision(
-        &self,
-        run: &mut Run<'_>,
-        target: &Target,
-        vmid: u32,
-        steps: &ResolvedProvisioning,
-    ) -> Result<(), Halt>;
-
-    /// Reads the declared `services` of a running container into status (and their
-    /// credentials into the container's credentials Secret).
-    async fn observe(
-        &self,
-        run: &mut Run<'_>,
-        target: &Target,
-        vmid: u32,
-        services: &[ServiceSpec],
-    ) -> Result<(), Halt>;
-}
 
 /// The services the template declares.
 pub fn services(target: &Target) -> &[ServiceSpec] {
@@ -64,7 +41,13 @@ async fn steps(run: &Run<'_>, target: &Target) -> Result<ResolvedProvisioning, H
 }
 
 /// Runs the Provision phase.
-pub async fn provision(run: &mut Run<'_>, target: &Target, vmid: u32, running: bool) -> Result<(), Halt> {
+pub async fn provision(
+    run: &mut Run<'_>,
+    provisioner: Option<&dyn Provisioner>,
+    target: &Target,
+    vmid: u32,
+    running: bool,
+) -> Result<(), Halt> {
     let steps = steps(run, target).await?;
     if steps.files.is_empty() && steps.packages.is_empty() && steps.scripts.is_empty() {
         run.pass(phase::PROVISIONED, "NothingToProvision", "no provisioning steps");
@@ -89,7 +72,7 @@ pub async fn provision(run: &mut Run<'_>, target: &Target, vmid: u32, running: b
             HaltKind::Blocked,
         ));
     }
-    match run.ctx.provisioner.clone() {
+    match provisioner {
         Some(p) => p.provision(run, target, vmid, &steps).await,
         None => Err(Halt::new(
             phase::PROVISIONED,
@@ -103,6 +86,7 @@ pub async fn provision(run: &mut Run<'_>, target: &Target, vmid: u32, running: b
 /// Reads the template's declared services (and credentials) of a running container.
 pub async fn observe_services(
     run: &mut Run<'_>,
+    provisioner: Option<&dyn Provisioner>,
     target: &Target,
     vmid: u32,
     running: bool,
@@ -111,7 +95,7 @@ pub async fn observe_services(
     if !running || declared.is_empty() || target.node.spec.ssh.is_none() {
         return Ok(());
     }
-    match run.ctx.provisioner.clone() {
+    match provisioner {
         Some(p) => p.observe(run, target, vmid, declared).await,
         None => Ok(()),
     }

@@ -10,45 +10,64 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use super::context::ContainerCtx;
-use super::run::{Halt, HaltKind, Run};
-use super::{allocate, create, delete, discover, locate, power, provision, settle, tune};
-use crate::controllers::node::reconcile::ContainerWake;
+use super::provisioner::Provisioner;
+use super::run::Run;
+use super::{
+    ContainerError, FINALIZER, allocate, configure, create, delete, discover, migrate, power, provision,
+    resolve, settle,
+};
+use crate::cluster::drift::{ContainerWake, ReadinessChanges};
+use crate::controllers::halt::{Halt, HaltKind, backoff};
+use crate::controllers::metered::Metered;
 use crate::coordination::container_lock;
 use crate::crd::container::{LxcContainer, PowerState};
 use crate::crd::node::ProxmoxNode;
 use crate::crd::template::LxcTemplate;
 use crate::status::conditions::{Outcome, is_true, set_kstatus, types};
 
-/// The finalizer that keeps an `LxcContainer` until its Proxmox container is handled.
-pub const FINALIZER: &str = "lxc.infrahaus.dev/container";
-
 /// How long a Ready container goes without a look (drift wakes it sooner).
 const RESYNC: Duration = Duration::from_secs(30 * 60);
 
-/// Errors that end a reconcile before its status could be written.
-#[derive(Debug, thiserror::Error)]
-pub enum ContainerError {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Coordination(#[from] crate::coordination::Unavailable),
+/// What the controller reconciles with: the context, and the provisioner the Provision phase
+/// hands its steps to (`None` reports provisioning as unavailable).
+pub struct Reconciler {
+    pub ctx: ContainerCtx,
+    pub provisioner: Option<Arc<dyn Provisioner>>,
 }
 
 /// One reconcile of an `LxcContainer`.
-pub async fn reconcile(ct: Arc<LxcContainer>, ctx: Arc<ContainerCtx>) -> Result<Action, ContainerError> {
-    if ct.metadata.deletion_timestamp.is_some() {
-        return delete::finalize(&ct, &ctx).await;
+pub async fn reconcile(ct: Arc<LxcContainer>, reconciler: Arc<Reconciler>) -> Result<Action, ContainerError> {
+    let (ctx, provisioner) = (&reconciler.ctx, reconciler.provisioner.as_deref());
+    let mut metered = Metered::start(ctx.reconcile_metrics.clone(), "LxcContainer");
+    let result = match ct.metadata.deletion_timestamp {
+        Some(_) => delete::finalize(&ct, ctx, &mut metered).await,
+        None => reconcile_live(&ct, ctx, provisioner, &mut metered).await,
+    };
+    if result.is_err() {
+        metered.error("KubernetesError");
     }
-    ensure_finalizer(&ct, &ctx).await?;
+    result
+}
+
+async fn reconcile_live(
+    ct: &LxcContainer,
+    ctx: &ContainerCtx,
+    provisioner: Option<&dyn Provisioner>,
+    metered: &mut Metered,
+) -> Result<Action, ContainerError> {
+    ensure_finalizer(ct, ctx).await?;
+    ctx.stores.ready().await;
     let uid = ct.metadata.uid.clone().unwrap_or_default();
-    let mut run = Run::new(&ct, &ctx);
     let lock = match ctx.coordinator.try_lock(&container_lock(&uid)).await {
         Ok(Some(lock)) => lock,
-        Ok(None) => return Ok(Action::requeue(Duration::from_secs(2))),
+        Ok(None) => {
+            metered.halted(&Halt::wait(types::READY, "Locked", "", Duration::from_secs(2)));
+            return Ok(Action::requeue(Duration::from_secs(2)));
+        }
         Err(e) => {
             // Without the lock nothing may change in Proxmox; say so and retry.
             let halt = Halt::new(
@@ -57,28 +76,30 @@ pub async fn reconcile(ct: Arc<LxcContainer>, ctx: Arc<ContainerCtx>) -> Result<
                 e.to_string(),
                 HaltKind::Transient,
             );
-            return finish(run, Err(halt)).await;
+            return finish(Run::new(ct, ctx, None), Err(halt), metered).await;
         }
     };
-    let result = walk(&mut run).await;
+    let mut run = Run::new(ct, ctx, Some(&lock));
+    let result = walk(&mut run, provisioner).await;
+    let action = finish(run, result, metered).await;
     if let Err(e) = lock.release().await {
         tracing::warn!(error = %e, "could not release the container lock (it expires)");
     }
-    finish(run, result).await
+    action
 }
 
-async fn walk(run: &mut Run<'_>) -> Result<(), Halt> {
-    let target = locate::resolve(run).await?;
+async fn walk(run: &mut Run<'_>, provisioner: Option<&dyn Provisioner>) -> Result<(), Halt> {
+    let target = resolve::resolve(run).await?;
     settle::settle(run, &target.client).await?;
     let vmid = allocate::allocate(run, &target).await?;
     let desired = create::desired(run, &target, vmid);
     let config = create::create(run, &target, &desired).await?;
-    locate::migrate(run, &target).await?;
-    let running = tune::configure(run, &target, &desired, &config).await?;
+    migrate::migrate(run, &target).await?;
+    let running = configure::configure(run, &target, &desired, &config).await?;
     let running = power::power(run, &target, vmid, running).await?;
-    provision::provision(run, &target, vmid, running).await?;
+    provision::provision(run, provisioner, &target, vmid, running).await?;
     discover::discover(run, &target, &desired, running).await?;
-    provision::observe_services(run, &target, vmid, running).await
+    provision::observe_services(run, provisioner, &target, vmid, running).await
 }
 
 async fn ensure_finalizer(ct: &LxcContainer, ctx: &ContainerCtx) -> Result<(), kube::Error> {
@@ -111,16 +132,16 @@ fn phase_name(condition: &str, kind: &HaltKind) -> &'static str {
     }
 }
 
-/// The delay before the next attempt after `failures` failures in a row (1 s doubling to 5 min,
-/// ±20 % jitter).
-pub fn backoff(failures: u32) -> Duration {
-    let base = 2f64.powi(failures.saturating_sub(1).min(9) as i32).min(300.0);
-    let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    Duration::from_secs_f64(base * jitter)
-}
-
-async fn finish(mut run: Run<'_>, result: Result<(), Halt>) -> Result<Action, ContainerError> {
+async fn finish(
+    mut run: Run<'_>,
+    result: Result<(), Halt>,
+    metered: &mut Metered,
+) -> Result<Action, ContainerError> {
     let ctx = run.ctx;
+    match &result {
+        Ok(()) => metered.success(),
+        Err(h) => metered.halted(h),
+    }
     let (outcome, action, phase) = match &result {
         Ok(()) if !run.status.pending_changes.is_empty() => (
             Outcome::Stalled {
@@ -142,43 +163,29 @@ async fn finish(mut run: Run<'_>, result: Result<(), Halt>) -> Result<Action, Co
             };
             (Outcome::Ready, Action::requeue(next), phase)
         }
+        Err(h) if h.kind == HaltKind::Fenced => {
+            // This replica may no longer act: it writes nothing, not even status.
+            tracing::info!(reason = %h.message, "reconcile stopped: fenced");
+            return Ok(h.requeue(0));
+        }
         Err(h) => {
             run.fail(h);
-            let failures = {
-                let mut map = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-                let n = map.entry(run.uid.clone()).or_default();
-                if matches!(h.kind, HaltKind::Transient | HaltKind::Failed) {
-                    *n += 1;
-                } else {
-                    *n = 0;
-                }
-                *n
-            };
-            let action = match h.kind {
-                HaltKind::Wait(d) => Action::requeue(d),
-                HaltKind::Blocked => Action::requeue(Duration::from_secs(300)),
-                HaltKind::Stalled => Action::requeue(Duration::from_secs(600)),
-                HaltKind::Transient => Action::requeue(backoff(failures)),
-                HaltKind::Failed => Action::requeue(Duration::from_secs((30 * u64::from(failures)).min(300))),
-            };
-            let outcome = match h.kind {
-                HaltKind::Stalled | HaltKind::Failed => Outcome::Stalled {
+            let failures = ctx.count_failure(&run.uid, h.is_failure());
+            let outcome = match h.is_stalled() {
+                true => Outcome::Stalled {
                     reason: &h.reason,
                     message: h.message.clone(),
                 },
-                _ => Outcome::Progressing {
+                false => Outcome::Progressing {
                     reason: &h.reason,
                     message: h.message.clone(),
                 },
             };
-            (outcome, action, phase_name(h.condition, &h.kind))
+            (outcome, h.requeue(failures), phase_name(h.condition, &h.kind))
         }
     };
     if result.is_ok() {
-        ctx.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&run.uid);
+        ctx.count_failure(&run.uid, false);
     }
     let stalled = matches!(outcome, Outcome::Stalled { .. });
     let (generation, now) = (run.generation, run.now);
@@ -223,28 +230,29 @@ async fn publish(run: &Run<'_>, stalled: bool) {
     }
 }
 
-fn error_policy(_ct: Arc<LxcContainer>, error: &ContainerError, _ctx: Arc<ContainerCtx>) -> Action {
+fn error_policy(_ct: Arc<LxcContainer>, error: &ContainerError, _r: Arc<Reconciler>) -> Action {
     tracing::warn!(%error, "LxcContainer reconcile failed");
     Action::requeue(backoff(3))
 }
 
-/// The controller, built but not running, and the wake-up handle the node controller uses.
+/// The controller, built but not running, with its cache and the wake-up handle the node
+/// controller uses.
 pub struct Prepared {
     controller: Controller<LxcContainer>,
-    ctx: Arc<ContainerCtx>,
+    /// The containers' watch cache.
+    pub store: Store<LxcContainer>,
     /// Hand this to the node controller: it wakes containers whose Proxmox state changed.
     pub wake: ContainerWake,
 }
 
 /// Builds the controller: containers, plus the nodes and templates they use (a node or
 /// template change wakes the containers waiting on it), plus the node polls' wake-ups.
-pub fn prepare(ctx: ContainerCtx, concurrency: u16) -> Prepared {
-    let kube = ctx.kube.clone();
+pub fn prepare(kube: kube::Client, concurrency: u16) -> Prepared {
     let controller = Controller::new(Api::<LxcContainer>::all(kube.clone()), watcher::Config::default())
         .with_config(Config::default().concurrency(concurrency));
     let store = controller.store();
     let (by_node, by_template) = (store.clone(), store.clone());
-    let readiness = crate::controllers::node::observe::ReadinessChanges::default();
+    let readiness = ReadinessChanges::default();
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<LxcContainer>>();
     let woken = futures::stream::unfold(receiver, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
     let controller = controller
@@ -289,20 +297,26 @@ pub fn prepare(ctx: ContainerCtx, concurrency: u16) -> Prepared {
         .reconcile_on(woken);
     Prepared {
         controller,
-        ctx: Arc::new(ctx),
         wake: ContainerWake {
-            containers: store,
+            containers: store.clone(),
             sender,
         },
+        store,
     }
 }
 
 impl Prepared {
-    /// Runs the controller until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    /// Runs the controller until it is dropped (cancelling reconciles in flight) or `shutdown`
+    /// resolves.
+    pub async fn run(
+        self,
+        ctx: ContainerCtx,
+        provisioner: Option<Arc<dyn Provisioner>>,
+        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) {
         self.controller
             .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, self.ctx)
+            .run(reconcile, error_policy, Arc::new(Reconciler { ctx, provisioner }))
             .for_each(|_| async {})
             .await;
     }
@@ -311,14 +325,6 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        let secs = |n| backoff(n).as_secs_f64();
-        assert!((0.8..=1.2).contains(&secs(1)));
-        assert!((3.2..=4.8).contains(&secs(3)));
-        assert!(secs(30) <= 360.0 && secs(30) >= 240.0);
-    }
 
     #[test]
     fn halted_phases_name_where_the_container_is() {

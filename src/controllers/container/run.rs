@@ -1,19 +1,18 @@
-//! One reconcile's working state: the status being built, how a phase stops the walk
-//! ([`Halt`]), and the helpers every phase uses — conditions, the audit intent, Events and
-//! the status write that must land before the next Proxmox call.
-
-use std::time::Duration;
+//! One reconcile's working state: the status being built, and the helpers every phase uses —
+//! conditions, the audited call (through the object's [`Actor`]), Events and the status write
+//! that must land before the next Proxmox call.
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
 use super::context::ContainerCtx;
-use crate::audit::{Guarded, Intent};
-use crate::controllers::node::reconcile::FIELD_MANAGER;
+use crate::controllers::act::{ActError, Actor};
+use crate::controllers::halt::{Halt, HaltKind};
+use crate::coordination::LockGuard;
 use crate::crd::container::{LxcContainer, LxcContainerStatus};
-use crate::proxmox::{self, ErrorClass};
+use crate::proxmox::{Mutation, ProxmoxClient, Upid};
+use crate::status::apply::apply_status;
 use crate::status::conditions::{Desired, is_true, set, types};
 
 /// The per-phase condition types.
@@ -26,90 +25,6 @@ pub mod phase {
     pub const POWERED: &str = "Powered";
     pub const PROVISIONED: &str = "Provisioned";
     pub const DISCOVERED: &str = "Discovered";
-}
-
-/// How a halted walk goes on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HaltKind {
-    /// Work is under way (a task runs, a lock is held): look again after the delay.
-    Wait(Duration),
-    /// Something else must change first (a node, a template); watches bring it back.
-    Blocked,
-    /// Only a change of the spec (or a person) helps.
-    Stalled,
-    /// Worth retrying: per-object backoff with jitter.
-    Transient,
-    /// Anything else: retried with a capped delay.
-    Failed,
-}
-
-/// Why the walk stopped at a phase: the phase's condition goes false with this reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Halt {
-    pub condition: &'static str,
-    pub reason: String,
-    pub message: String,
-    pub kind: HaltKind,
-}
-
-impl Halt {
-    pub fn new(condition: &'static str, reason: &str, message: impl Into<String>, kind: HaltKind) -> Self {
-        Self {
-            condition,
-            reason: reason.to_string(),
-            message: message.into(),
-            kind,
-        }
-    }
-
-    pub fn wait(condition: &'static str, reason: &str, message: impl Into<String>, after: Duration) -> Self {
-        Self::new(condition, reason, message, HaltKind::Wait(after))
-    }
-
-    /// A Proxmox failure, sorted by its class.
-    pub fn proxmox(condition: &'static str, error: &proxmox::Error) -> Self {
-        let class = error.class();
-        let (reason, kind) = match class {
-            ErrorClass::Connect => ("ProxmoxUnreachable", HaltKind::Transient),
-            ErrorClass::CircuitOpen => ("CircuitOpen", HaltKind::Transient),
-            ErrorClass::Server => ("ProxmoxError", HaltKind::Transient),
-            ErrorClass::Locked => ("Locked", HaltKind::Wait(Duration::from_secs(2))),
-            ErrorClass::Tls => ("TLSError", HaltKind::Failed),
-            ErrorClass::Unauthorized => ("AuthenticationFailed", HaltKind::Failed),
-            ErrorClass::Forbidden => ("PermissionDenied", HaltKind::Failed),
-            ErrorClass::NotFound => ("NotFound", HaltKind::Failed),
-            ErrorClass::AlreadyExists => ("Conflict", HaltKind::Stalled),
-            ErrorClass::InvalidParameters => ("InvalidParameters", HaltKind::Stalled),
-            ErrorClass::TaskFailed => ("TaskFailed", HaltKind::Transient),
-        };
-        let mut message = error.to_string();
-        if !error.log_tail().is_empty() {
-            message = format!("{message}; task log: {}", error.log_tail().join(" | "));
-        }
-        Self::new(condition, reason, message, kind)
-    }
-
-    /// A guarded call that failed, or was not made because the audit trail is away.
-    pub fn guarded(condition: &'static str, error: &Guarded<proxmox::Error>) -> Self {
-        match error {
-            Guarded::Call(e) => Self::proxmox(condition, e),
-            Guarded::AuditUnavailable(e) => Self::new(
-                condition,
-                crate::audit::AUDIT_UNAVAILABLE_REASON,
-                format!("audit store unavailable, Proxmox not called: {e}"),
-                HaltKind::Transient,
-            ),
-        }
-    }
-
-    pub fn kube(condition: &'static str, error: &kube::Error) -> Self {
-        Self::new(
-            condition,
-            "KubernetesError",
-            error.to_string(),
-            HaltKind::Transient,
-        )
-    }
 }
 
 /// One reconcile's state.
@@ -132,10 +47,12 @@ pub struct Run<'a> {
     pub corrected: Vec<String>,
     /// The status last written by this reconcile.
     written: Option<LxcContainerStatus>,
+    /// Acts for the container under its lock.
+    actor: Actor<'a>,
 }
 
 impl<'a> Run<'a> {
-    pub fn new(ct: &'a LxcContainer, ctx: &'a ContainerCtx) -> Self {
+    pub fn new(ct: &'a LxcContainer, ctx: &'a ContainerCtx, lock: Option<&'a LockGuard>) -> Self {
         let uid = ct.metadata.uid.clone().unwrap_or_default();
         let mut status = ct.status.clone().unwrap_or_default();
         if let Some(m) = ctx.remembered(&uid) {
@@ -158,6 +75,7 @@ impl<'a> Run<'a> {
             was_ready,
             corrected: Vec::new(),
             written: None,
+            actor: Actor::new(&ctx.shared, ct, lock),
         }
     }
 
@@ -196,21 +114,52 @@ impl<'a> Run<'a> {
         is_true(&self.before.conditions, condition)
     }
 
-    /// The audit intent of a call this reconcile is about to make.
-    pub fn intent(&self, phase: &str, operation: &str, node: &str, params: serde_json::Value) -> Intent {
-        Intent {
-            actor: self.ctx.actor.clone(),
-            object_kind: "LxcContainer".into(),
-            object_namespace: Some(self.namespace.clone()),
-            object_name: self.name.clone(),
-            object_uid: self.uid.clone(),
-            generation: self.generation.unwrap_or_default(),
-            phase: phase.into(),
-            operation: operation.into(),
-            node: Some(node.to_string()),
-            vmid: self.status.vmid,
-            params,
-        }
+    /// Acts for this container (audited, fenced).
+    pub fn actor(&self) -> &Actor<'a> {
+        &self.actor
+    }
+
+    /// The fences as a check an SSH target runs before each command.
+    pub fn fence(&self) -> crate::provision::Fence {
+        let leadership = self.ctx.leadership.clone();
+        let lock = self.actor.lock_watch();
+        std::sync::Arc::new(move || {
+            crate::cluster::fence::check(&leadership, None)
+                .and_then(|()| match lock.as_ref().is_some_and(|l| l.lost()) {
+                    true => Err(crate::cluster::fence::Fenced::LockLost),
+                    false => Ok(()),
+                })
+                .map_err(|f| f.to_string())
+        })
+    }
+
+    /// Starts a Proxmox task for this container; a failure halts at `condition`.
+    pub async fn act(
+        &self,
+        client: &ProxmoxClient,
+        phase: &str,
+        condition: &'static str,
+        mutation: Mutation,
+    ) -> Result<Upid, Halt> {
+        self.actor
+            .proxmox_task(client, phase, &mutation)
+            .await
+            .map_err(|e| Halt::acted(condition, &e))
+    }
+
+    /// Makes a synchronous Proxmox change for this container; a failure halts at `condition`.
+    pub async fn act_sync(
+        &self,
+        client: &ProxmoxClient,
+        phase: &str,
+        condition: &'static str,
+        mutation: Mutation,
+    ) -> Result<(), Halt> {
+        self.actor
+            .proxmox(client, phase, &mutation)
+            .await
+            .map(|_| ())
+            .map_err(|e: ActError<_>| Halt::acted(condition, &e))
     }
 
     /// Publishes an Event about the container (failures to publish are logged only).
@@ -230,6 +179,15 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// The object's status as the API server holds it now (a direct GET, not the cache).
+    pub async fn latest_status(&self) -> Result<Option<LxcContainerStatus>, Halt> {
+        kube::Api::<LxcContainer>::namespaced(self.ctx.kube.clone(), &self.namespace)
+            .get_status(&self.name)
+            .await
+            .map(|c| c.status)
+            .map_err(|e| Halt::kube(types::READY, &e))
+    }
+
     /// Writes the status now (before a call whose result must survive a crash) and remembers
     /// its identity fields.
     pub async fn save(&mut self) -> Result<(), Halt> {
@@ -245,7 +203,7 @@ impl<'a> Run<'a> {
     ) -> Result<crate::proxmox::ProxmoxClient, Halt> {
         self.ctx
             .clients
-            .get(&self.ctx.kube, node, self.ctx.metrics.clone())
+            .get(&self.ctx.kube, node, self.ctx.proxmox_metrics.clone())
             .await
             .map_err(|e| Halt::new(condition, e.reason(), e.to_string(), HaltKind::Transient))
     }
@@ -281,15 +239,5 @@ pub async fn write_status(
     ct: &LxcContainer,
     status: &LxcContainerStatus,
 ) -> Result<(), kube::Error> {
-    let patch = serde_json::json!({
-        "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcContainer", "status": status
-    });
-    Api::<LxcContainer>::namespaced(ctx.kube.clone(), &ct.namespace().unwrap_or_default())
-        .patch_status(
-            &ct.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map(|_| ())
+    apply_status(&ctx.kube, ct, status).await
 }

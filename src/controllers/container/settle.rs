@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use kube::runtime::events::EventType;
 
-use super::run::{Halt, Run, phase};
+use super::run::{Run, phase};
+use crate::controllers::halt::Halt;
+use crate::crd::container::TaskRef;
 use crate::proxmox::tasks::TaskState;
 use crate::proxmox::{ErrorClass, ProxmoxClient, Upid};
 
@@ -87,4 +89,27 @@ pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Hal
         }
         Err(e) => Err(Halt::proxmox(condition, &e)),
     }
+}
+
+/// Stores a started task and ends the walk until it finishes.
+pub async fn track(
+    run: &mut Run<'_>,
+    upid: String,
+    action: &str,
+    node: &str,
+    what: String,
+) -> Result<bool, Halt> {
+    run.status.task = Some(TaskRef {
+        upid: upid.clone(),
+        action: action.into(),
+        node: node.into(),
+    });
+    run.save().await?;
+    let (condition, reason) = super::settle::condition_of(action);
+    Err(Halt::wait(
+        condition,
+        reason,
+        format!("{what} (task {upid})"),
+        Duration::from_secs(1),
+    ))
 }

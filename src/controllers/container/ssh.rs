@@ -14,18 +14,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 
-use super::locate::Target;
-use super::provision::Provisioner;
-use super::run::{Halt, HaltKind, Run, phase};
-use crate::audit::{AuditedError, AuditedValue, Guarded};
-use crate::controllers::node::reconcile::FIELD_MANAGER;
+use super::provisioner::Provisioner;
+use super::run::{Run, phase};
+use super::target::Target;
+use crate::audit::{AuditedError, AuditedValue};
+use crate::controllers::act::{ActError, SshOperation};
+use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::container::{LocalObjectRef, ProvisionedStep, ServiceStatus, TemplateUpdatePolicy};
 use crate::crd::provisioning::ServiceSpec;
+use crate::provision::content::digest::ResolvedProvisioning;
 use crate::provision::{
     PctTarget, ProvisionFailure, ProvisionOptions, ProvisionReport, discover, plan, steps,
 };
 use crate::ssh::{ClientKey, ErrorKind, SshConfig, SshHost, SshPool};
-use crate::provision::content::digest::ResolvedProvisioning;
+use crate::status::apply::FIELD_MANAGER;
 
 impl AuditedValue for ProvisionReport {}
 
@@ -50,6 +52,7 @@ fn halt_for(kind: ErrorKind, message: String) -> Halt {
         ErrorKind::Timeout => ("StepTimedOut", HaltKind::Transient),
         ErrorKind::CommandFailed => ("StepFailed", HaltKind::Transient),
         ErrorKind::InvalidInput => ("InvalidStep", HaltKind::Stalled),
+        ErrorKind::Fenced => ("Fenced", HaltKind::Fenced),
     };
     Halt::new(phase::PROVISIONED, reason, message, how)
 }
@@ -148,19 +151,18 @@ impl Provisioner for SshProvisioner {
             return Ok(());
         }
         let host = self.host(run, target).await?;
-        let pct = PctTarget::new(host, vmid);
+        let pct = PctTarget::new(host, vmid).fenced(run.fence());
         let names: Vec<String> = todo.iter().map(|s| s.name.clone()).collect();
-        let intent = run.intent(
-            "provision",
-            "provision container",
-            target.pve_node(),
-            serde_json::json!({"steps": todo.iter().map(|s| serde_json::json!({"name": s.name, "digest": s.digest})).collect::<Vec<_>>()}),
-        );
+        let operation = SshOperation {
+            operation: "provision container",
+            node: target.pve_node().to_string(),
+            vmid,
+            params: serde_json::json!({"steps": todo.iter().map(|s| serde_json::json!({"name": s.name, "digest": s.digest})).collect::<Vec<_>>()}),
+        };
         let options = &self.options;
         let outcome = run
-            .ctx
-            .audit
-            .guarded(&intent, || {
+            .actor()
+            .ssh("provision", operation, || {
                 crate::provision::provision(&pct, resolved, &recorded, options)
             })
             .await;
@@ -178,18 +180,13 @@ impl Provisioner for SshProvisioner {
                 );
                 Ok(())
             }
-            Err(Guarded::AuditUnavailable(e)) => Err(Halt::new(
-                phase::PROVISIONED,
-                crate::audit::AUDIT_UNAVAILABLE_REASON,
-                format!("audit store unavailable, nothing run: {e}"),
-                HaltKind::Transient,
-            )),
-            Err(Guarded::Call(failure)) => {
+            Err(ActError::Call(failure)) => {
                 record(run, &failure.report.done);
                 run.save().await?;
                 tracing::warn!(steps = ?names, step = failure.error.step(), kind = failure.error.kind().label(), "provisioning step failed");
                 Err(halt_for(failure.error.kind(), failure.error.to_string()))
             }
+            Err(other) => Err(Halt::not_acted(phase::PROVISIONED, &other).expect("a call not made")),
         }
     }
 

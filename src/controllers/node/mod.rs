@@ -1,8 +1,12 @@
-//! `ProxmoxNode` controller: connects with the node's credentials and TLS trust, probes the
-//! API, records `Reachable` / `Authenticated` / `Ready` with a precise reason, capacity and
-//! container count, and keeps the observed container states for the other controllers.
+//! `ProxmoxNode` controller: a short driver (`reconcile`) connects with the node's credentials
+//! and TLS trust and probes the API (`probe`), hands what it saw of the containers to the
+//! shared state (`observe`, which wakes the drifted ones), and derives `Reachable` /
+//! `Authenticated` / `Ready` with a precise reason, capacity and container count (`ready`, pure).
 
-pub mod connect;
+pub mod context;
 pub mod observe;
 pub mod probe;
+pub mod ready;
 pub mod reconcile;
+
+pub use context::NodeCtx;

@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use super::create::root_required;
-use super::locate::Target;
 use super::power::power_call;
-use super::run::{Halt, HaltKind, Run, phase};
-use crate::audit::redact::form_params;
-use crate::crd::container::TaskRef;
+use super::run::{Run, phase};
+use super::settle::track;
+use super::target::Target;
+use crate::controllers::halt::{Halt, HaltKind};
 use crate::pipeline::configure::plan;
+use crate::proxmox::Mutation;
 use crate::proxmox::api::{CreateLxc, PowerAction};
 use crate::proxmox::types::LxcConfig;
 
@@ -65,33 +66,26 @@ pub async fn configure(
         return Err(root_required(target));
     }
     if !plan.set.is_empty() || !plan.delete.is_empty() {
-        let set: Vec<(String, String)> = plan.set.clone();
-        let mut params = form_params(&set);
-        params["delete"] = serde_json::json!(plan.delete);
-        let intent = run.intent("configure", "update container config", &node, params);
-        run.ctx
-            .audit
-            .guarded(&intent, || {
-                client.update_container_config(&node, vmid, &config.digest, set.clone(), &plan.delete)
-            })
-            .await
-            .map_err(|e| Halt::guarded(phase::CONFIGURED, &e))?;
+        let update = Mutation::UpdateConfig {
+            node: node.clone(),
+            vmid,
+            digest: config.digest.clone(),
+            set: plan.set.clone(),
+            delete: plan.delete.clone(),
+        };
+        run.act_sync(client, "configure", phase::CONFIGURED, update)
+            .await?;
         run.corrected.extend(plan.set.iter().map(|(k, _)| k.clone()));
         run.corrected.extend(plan.delete.iter().cloned());
     }
     if let Some((disk, gib)) = plan.resize.first().cloned() {
-        let intent = run.intent(
-            "configure",
-            "resize container disk",
-            &node,
-            serde_json::json!({"disk": disk, "size": format!("{gib}G")}),
-        );
-        let upid = run
-            .ctx
-            .audit
-            .guarded(&intent, || client.resize_disk(&node, vmid, &disk, gib))
-            .await
-            .map_err(|e| Halt::guarded(phase::CONFIGURED, &e))?;
+        let resize = Mutation::Resize {
+            node: node.clone(),
+            vmid,
+            disk: disk.clone(),
+            size_gib: gib,
+        };
+        let upid = run.act(client, "configure", phase::CONFIGURED, resize).await?;
         run.corrected.push(format!("{disk} size"));
         return track(
             run,
@@ -144,27 +138,4 @@ fn set_pending(run: &mut Run<'_>) {
         HaltKind::Stalled,
     );
     run.fail(&halt);
-}
-
-/// Stores a started task and ends the walk until it finishes.
-pub async fn track(
-    run: &mut Run<'_>,
-    upid: String,
-    action: &str,
-    node: &str,
-    what: String,
-) -> Result<bool, Halt> {
-    run.status.task = Some(TaskRef {
-        upid: upid.clone(),
-        action: action.into(),
-        node: node.into(),
-    });
-    run.save().await?;
-    let (condition, reason) = super::settle::condition_of(action);
-    Err(Halt::wait(
-        condition,
-        reason,
-        format!("{what} (task {upid})"),
-        Duration::from_secs(1),
-    ))
 }
