@@ -325,7 +325,7 @@ async fn a_frozen_leader_says_not_leading_the_moment_it_wakes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let took = stopped.elapsed();
-    println!("take-over from a frozen leader: {took:?} (lease 3 s, retry 1 s)");
+    println!("take-over from a frozen leader: {took:?} (lease 3 s, retry 600 ms)");
     assert!(
         took >= Duration::from_secs(2),
         "took over after {took:?}: before the lease ran out"

@@ -56,7 +56,8 @@ pub struct RunConfig {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Lease duration in seconds.
-    #[arg(long, env = "LXC_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
+    #[arg(long, env = "LXC_OPERATOR_LEASE_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub lease_seconds: u64,
     /// How many `LxcContainer`s reconcile at once (never two on one container).
     #[arg(long, env = "LXC_OPERATOR_CONTAINER_CONCURRENCY", default_value_t = 16)]
@@ -145,7 +146,9 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         lease_name: "lxc-operator".into(),
         identity,
         lease_duration: Duration::from_secs(config.lease_seconds),
-        retry_period: Duration::from_secs(config.lease_seconds.div_ceil(5).max(1)),
+        // Five tries per lease: a renewal proves two thirds of it, so a leader has three tries
+        // before its leadership runs out (a whole-second floor would leave short leases one).
+        retry_period: Duration::from_secs(config.lease_seconds) / 5,
     };
     let (leading_tx, leading) = watch::channel(false);
     let (ready_tx, ready) = watch::channel(false);
