@@ -58,7 +58,8 @@ impl ControllerSet {
     /// Runs the three controllers until `shutdown` resolves (running reconciles finish), or
     /// cancels them when the leadership lapses or is revoked: the controllers' future is dropped,
     /// so running reconciles stop at their next await. Dropping the returned future cancels the
-    /// same way.
+    /// same way. A leadership never proven (`Leadership::elected()` before its first renewal)
+    /// counts as lapsed: nothing runs.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
         tokio::select! {
             // Checked first at every wake-up: no reconcile makes a step after the lapse.
