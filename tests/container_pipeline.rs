@@ -373,6 +373,31 @@ async fn twenty_containers_over_three_nodes_get_distinct_vmids() {
         writes.iter().all(|n| *n == 2),
         "create + start per container, nothing else: {writes:?}"
     );
+    // The API server, as the operator used it (the whole test binary: every test shares one
+    // operator): reconciles read nodes and templates from the watch caches, never by GET.
+    let reconciles = support::RECONCILES
+        .lock()
+        .unwrap()
+        .get("LxcContainer")
+        .copied()
+        .unwrap_or(1);
+    let api = support::API_REQUESTS.lock().unwrap().clone();
+    let non_watch: u64 = api
+        .iter()
+        .filter(|((verb, _), _)| verb != "watch")
+        .map(|(_, n)| n)
+        .sum();
+    println!(
+        "API-server requests (not watches) per LxcContainer reconcile: {:.2} over {reconciles} reconciles; {api:?}",
+        non_watch as f64 / reconciles as f64
+    );
+    for resource in ["proxmoxnodes", "lxctemplates"] {
+        assert_eq!(
+            support::api_requests("get", resource),
+            0,
+            "{resource} read from the cache: {api:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use lxc_operator::audit::AuditStore;
 use lxc_operator::cluster::Stores;
 use lxc_operator::cluster::drift::ContainerWake;
 use lxc_operator::cluster::observations::Observations;
+use lxc_operator::cluster::watches::Watches;
 use lxc_operator::controllers::node::{NodeCtx, reconcile as node_controller};
 use lxc_operator::controllers::template::{TemplateCtx, reconcile as template_controller};
 use lxc_operator::coordination::Coordinator;
@@ -53,8 +54,9 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
     let mut set = ControllerSet::new(kube.clone(), audit.clone(), coordinator);
     set.identity = Some("test".into());
     let observations = set.observations.clone();
-    let nodes = node_controller::prepare(kube.clone());
-    let templates = template_controller::prepare(kube.clone());
+    let watches = Watches::default();
+    let nodes = node_controller::prepare(kube.clone(), &watches.nodes);
+    let templates = template_controller::prepare(&watches);
     let shared = set.shared(Stores {
         nodes: nodes.store.clone(),
         templates: templates.store.clone(),
@@ -64,6 +66,7 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
         containers: reader,
         sender: wake_tx,
     };
+    tokio::spawn(watches.run(kube.clone()));
     tokio::spawn(nodes.run(NodeCtx::new(shared.clone(), Some(wake)), async move {
         let _ = rx.await;
         let _ = tx2.send(());

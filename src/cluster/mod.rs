@@ -7,5 +7,6 @@ pub mod drift;
 pub mod fence;
 pub mod observations;
 pub mod shared;
+pub mod watches;
 
 pub use shared::{ReconcileMetrics, Shared, Stores};

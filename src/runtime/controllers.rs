@@ -10,6 +10,7 @@ use crate::audit::AuditStore;
 use crate::cluster::clients::ClientCache;
 use crate::cluster::fence::Leadership;
 use crate::cluster::observations::Observations;
+use crate::cluster::watches::Watches;
 use crate::cluster::{ReconcileMetrics, Shared, Stores};
 use crate::controllers::container::{self, ContainerCtx, Provisioner};
 use crate::controllers::node::{self, NodeCtx};
@@ -74,9 +75,10 @@ impl ControllerSet {
     async fn run_until(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
         // One shutdown for three controllers, without a task that could outlive them.
         let shutdown = shutdown.boxed().shared();
-        let nodes = node::reconcile::prepare(self.kube.clone());
-        let templates = template::reconcile::prepare(self.kube.clone());
-        let containers = container::prepare(self.kube.clone(), self.container_concurrency);
+        let watches = Watches::default();
+        let nodes = node::reconcile::prepare(self.kube.clone(), &watches.nodes);
+        let templates = template::reconcile::prepare(&watches);
+        let containers = container::prepare(self.kube.clone(), self.container_concurrency, &watches);
         let stores = Stores {
             nodes: nodes.store.clone(),
             templates: templates.store.clone(),
@@ -87,6 +89,7 @@ impl ControllerSet {
         let node_ctx = NodeCtx::new(shared.clone(), Some(containers.wake.clone()));
         let template_ctx = TemplateCtx::new(shared);
         tokio::join!(
+            watches.run(self.kube.clone()),
             nodes.run(node_ctx, shutdown.clone()),
             templates.run(template_ctx, shutdown.clone()),
             containers.run(container_ctx, self.provisioner.clone(), shutdown),

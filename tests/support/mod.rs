@@ -72,7 +72,7 @@ pub fn operator_with(database_url: String, redis_url: String) {
                 .build()
                 .expect("operator runtime");
             rt.block_on(async move {
-                let kube = test_world::control_plane().client().await;
+                let kube = counting_client().await;
                 let audit = AuditStore::connect(Some(&database_url), std::path::Path::new("/nonexistent"))
                     .await
                     .expect("audit store");
@@ -81,12 +81,89 @@ pub fn operator_with(database_url: String, redis_url: String) {
                     .expect("coordinator");
                 let mut set = ControllerSet::new(kube, audit, coordinator);
                 set.identity = Some("e2e".into());
+                set.reconcile_metrics = Some(std::sync::Arc::new(CountReconciles));
                 let _ = tx.send(());
                 set.run(std::future::pending()).await;
             });
         });
         rx.recv().expect("operator started");
     });
+}
+
+/// What the in-process operator asked of the API server: (verb, resource) → requests. Verbs are
+/// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`; resources are plural names
+/// with a subresource after a slash (`lxccontainers/status`).
+pub static API_REQUESTS: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Reconciles the in-process operator finished, per controller.
+pub static RECONCILES: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+struct CountReconciles;
+
+impl lxc_operator::cluster::ReconcileMetrics for CountReconciles {
+    fn reconciled(&self, controller: &'static str, _: &'static str, _: &'static str, _: &str, _: f64) {
+        *RECONCILES.lock().unwrap().entry(controller).or_default() += 1;
+    }
+
+    fn active(&self, _: &'static str, _: i64) {}
+}
+
+/// The verb and resource of an API-server request.
+pub fn classify(method: &http::Method, uri: &http::Uri) -> (String, String) {
+    let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    // /api/v1/... or /apis/<group>/<version>/...; then [namespaces/<ns>/]<resource>[/<name>[/<sub>]]
+    let mut rest: &[&str] = match parts.first() {
+        Some(&"api") => parts.get(2..).unwrap_or_default(),
+        _ => parts.get(3..).unwrap_or_default(),
+    };
+    if rest.len() >= 3 && rest[0] == "namespaces" {
+        rest = &rest[2..];
+    }
+    let resource = match rest {
+        [r] | [r, _] => r.to_string(),
+        [r, _, sub, ..] => format!("{r}/{sub}"),
+        [] => "namespaces".to_string(),
+    };
+    let watch = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    let verb = match (method.as_str(), rest.len()) {
+        ("GET", _) if watch => "watch",
+        ("GET", 1) => "list",
+        ("GET", _) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", _) => "delete",
+        (other, _) => other,
+    };
+    (verb.to_string(), resource)
+}
+
+/// The operator's client: every request is counted in [`API_REQUESTS`].
+async fn counting_client() -> Client {
+    let config = test_world::control_plane().config().await;
+    let count = tower::util::MapRequestLayer::new(|req: http::Request<kube::client::Body>| {
+        let key = classify(req.method(), req.uri());
+        *API_REQUESTS.lock().unwrap().entry(key).or_default() += 1;
+        req
+    });
+    kube::client::ClientBuilder::try_from(config)
+        .expect("client builder")
+        .with_layer(&count)
+        .build()
+}
+
+/// Requests of `verb` on `resource` so far.
+pub fn api_requests(verb: &str, resource: &str) -> u64 {
+    API_REQUESTS
+        .lock()
+        .unwrap()
+        .get(&(verb.to_string(), resource.to_string()))
+        .copied()
+        .unwrap_or_default()
 }
 
 /// An audit store reading the trail the operator writes.

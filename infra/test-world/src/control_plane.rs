@@ -218,11 +218,15 @@ pub async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -
 impl ControlPlane {
     /// An admin client, bound to the calling test's runtime.
     pub async fn client(&self) -> Client {
+        Client::try_from(self.config().await).expect("build kube client")
+    }
+
+    /// The admin client's configuration (for a client built with layers of its own).
+    pub async fn config(&self) -> Config {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read test kubeconfig");
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
-            .expect("load test kubeconfig");
-        Client::try_from(config).expect("build kube client")
+            .expect("load test kubeconfig")
     }
 
     /// A client that authenticates with a bearer token only (e.g. a minted service-account

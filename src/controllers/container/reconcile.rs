@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config, Controller};
@@ -21,6 +20,7 @@ use super::{
     resolve, settle,
 };
 use crate::cluster::drift::{ContainerWake, ReadinessChanges};
+use crate::cluster::watches::Watches;
 use crate::controllers::halt::{Halt, HaltKind, backoff};
 use crate::controllers::metered::Metered;
 use crate::coordination::container_lock;
@@ -247,7 +247,7 @@ pub struct Prepared {
 
 /// Builds the controller: containers, plus the nodes and templates they use (a node or
 /// template change wakes the containers waiting on it), plus the node polls' wake-ups.
-pub fn prepare(kube: kube::Client, concurrency: u16) -> Prepared {
+pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches) -> Prepared {
     let controller = Controller::new(Api::<LxcContainer>::all(kube.clone()), watcher::Config::default())
         .with_config(Config::default().concurrency(concurrency));
     let store = controller.store();
@@ -256,35 +256,30 @@ pub fn prepare(kube: kube::Client, concurrency: u16) -> Prepared {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<LxcContainer>>();
     let woken = futures::stream::unfold(receiver, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
     let controller = controller
-        .watches(
-            Api::<ProxmoxNode>::all(kube.clone()),
-            watcher::Config::default(),
-            move |node: ProxmoxNode| {
-                // Only a change of the node's readiness (or spec) matters, and only to containers
-                // not Ready: Ready ones hear of their own changes from the poll, so a poll costs
-                // no reconcile per container.
-                if !readiness.changed(&node) {
-                    return Vec::new();
-                }
-                let name = node.name_any();
-                by_node
-                    .state()
-                    .into_iter()
-                    .filter(|c| {
-                        let s = c.status.as_ref();
-                        let uses = s.and_then(|s| s.node.as_deref()) == Some(name.as_str())
-                            || c.spec.node_ref.as_deref() == Some(name.as_str())
-                            || (c.spec.node_selector.is_some() && s.and_then(|s| s.node.as_ref()).is_none());
-                        uses && !s.is_some_and(|s| is_true(&s.conditions, types::READY))
-                    })
-                    .map(|c| ObjectRef::from_obj(c.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            Api::<LxcTemplate>::all(kube),
-            watcher::Config::default(),
-            move |template: LxcTemplate| {
+        .watches_shared_stream(watches.nodes.subscribe(), move |node: Arc<ProxmoxNode>| {
+            // Only a change of the node's readiness (or spec) matters, and only to containers
+            // not Ready: Ready ones hear of their own changes from the poll, so a poll costs
+            // no reconcile per container.
+            if !readiness.changed(&node) {
+                return Vec::new();
+            }
+            let name = node.name_any();
+            by_node
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    let s = c.status.as_ref();
+                    let uses = s.and_then(|s| s.node.as_deref()) == Some(name.as_str())
+                        || c.spec.node_ref.as_deref() == Some(name.as_str())
+                        || (c.spec.node_selector.is_some() && s.and_then(|s| s.node.as_ref()).is_none());
+                    uses && !s.is_some_and(|s| is_true(&s.conditions, types::READY))
+                })
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_shared_stream(
+            watches.templates.subscribe(),
+            move |template: Arc<LxcTemplate>| {
                 let name = template.name_any();
                 by_template
                     .state()
@@ -314,11 +309,14 @@ impl Prepared {
         provisioner: Option<Arc<dyn Provisioner>>,
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
-        self.controller
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, Arc::new(Reconciler { ctx, provisioner }))
-            .for_each(|_| async {})
-            .await;
+        crate::controllers::drive(
+            self.controller,
+            reconcile,
+            error_policy,
+            Reconciler { ctx, provisioner },
+            shutdown,
+        )
+        .await;
     }
 }
 

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
@@ -19,6 +18,7 @@ use super::observe;
 use super::probe::connect_and_probe;
 use super::ready::next_status;
 use crate::cluster::clients::ConnectError;
+use crate::cluster::watches::SharedWatch;
 use crate::controllers::metered::Metered;
 use crate::crd::node::{ProxmoxNode, ProxmoxNodeStatus};
 use crate::status::apply::apply_status;
@@ -140,11 +140,11 @@ pub struct Prepared {
     pub store: Store<ProxmoxNode>,
 }
 
-/// Builds the controller: nodes, plus the credentials Secrets they reference.
-pub fn prepare(kube: kube::Client) -> Prepared {
-    let nodes: Api<ProxmoxNode> = Api::all(kube.clone());
+/// Builds the controller: nodes (from the shared watch), plus the credentials Secrets they
+/// reference.
+pub fn prepare(kube: kube::Client, nodes: &SharedWatch<ProxmoxNode>) -> Prepared {
     let secrets: Api<Secret> = Api::all(kube);
-    let controller = Controller::new(nodes, watcher::Config::default());
+    let controller = Controller::for_shared_stream(nodes.subscribe(), nodes.store.clone());
     let store = controller.store();
     let by_secret = store.clone();
     let controller = controller.watches(secrets, watcher::Config::default(), move |secret: Secret| {
@@ -168,10 +168,6 @@ impl Prepared {
         ctx: NodeCtx,
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
-        self.controller
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, Arc::new(ctx))
-            .for_each(|_| async {})
-            .await;
+        crate::controllers::drive(self.controller, reconcile, error_policy, ctx, shutdown).await;
     }
 }

@@ -5,13 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 
 use super::context::TemplateCtx;
 use super::download::{self, Refused};
@@ -19,6 +16,7 @@ use super::observe::observe;
 use super::plan::{NodeAction, Observed, decide, node_status};
 use super::ready::{NodeLine, next_status};
 use crate::cluster::drift::ReadinessChanges;
+use crate::cluster::watches::Watches;
 use crate::controllers::act::Actor;
 use crate::controllers::metered::Metered;
 use crate::crd::node::ProxmoxNode;
@@ -189,16 +187,16 @@ pub struct Prepared {
     pub store: Store<LxcTemplate>,
 }
 
-/// Builds the controller. Node changes (e.g. a node turning Ready) re-check every template.
-pub fn prepare(kube: kube::Client) -> Prepared {
-    let controller = Controller::new(Api::<LxcTemplate>::all(kube.clone()), watcher::Config::default());
+/// Builds the controller (templates and nodes from the shared watches). Node changes (e.g. a
+/// node turning Ready) re-check every template.
+pub fn prepare(watches: &Watches) -> Prepared {
+    let templates = &watches.templates;
+    let controller = Controller::for_shared_stream(templates.subscribe(), templates.store.clone());
     let store = controller.store();
     let all = store.clone();
     let readiness = ReadinessChanges::default();
-    let controller = controller.watches(
-        Api::<ProxmoxNode>::all(kube),
-        watcher::Config::default(),
-        move |node: ProxmoxNode| {
+    let controller =
+        controller.watches_shared_stream(watches.nodes.subscribe(), move |node: Arc<ProxmoxNode>| {
             // A probe rewrites the node's status every poll; only a change of readiness (or of
             // the spec) concerns the templates.
             if !readiness.changed(&node) {
@@ -208,8 +206,7 @@ pub fn prepare(kube: kube::Client) -> Prepared {
                 .into_iter()
                 .map(|t| ObjectRef::from_obj(t.as_ref()))
                 .collect::<Vec<_>>()
-        },
-    );
+        });
     Prepared { controller, store }
 }
 
@@ -220,10 +217,6 @@ impl Prepared {
         ctx: TemplateCtx,
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
-        self.controller
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, Arc::new(ctx))
-            .for_each(|_| async {})
-            .await;
+        crate::controllers::drive(self.controller, reconcile, error_policy, ctx, shutdown).await;
     }
 }
