@@ -164,6 +164,41 @@ async fn redis_vmid_cache() {
     vmid_cache(&backend).await;
 }
 
+/// An update racing the cache's expiry must not recreate the cache without expiry: such a key
+/// would hold only the updated VMID, for good, and hide every other VMID of the cluster.
+#[tokio::test]
+async fn redis_vmid_update_never_recreates_an_expired_cache() {
+    let url = test_world::redis().url();
+    let backend = RedisBackend::connect(&url).await.unwrap();
+    let mut raw = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for round in 0..100 {
+        let cluster = unique("race");
+        backend
+            .vmids_replace(&cluster, &[100].into(), Duration::from_millis(4))
+            .await
+            .unwrap();
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(8) {
+            backend.vmids_update(&cluster, 200, true).await.unwrap();
+        }
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(format!("lxc-operator:vmids:{cluster}"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_ne!(pttl, -1, "round {round}: the cache came back without expiry");
+        assert_eq!(
+            backend.vmids(&cluster).await.unwrap(),
+            None,
+            "round {round}: expired"
+        );
+    }
+}
+
 #[tokio::test]
 async fn redis_restart_is_survived() {
     let mut redis = test_world::PrivateRedis::start().unwrap();

@@ -1,15 +1,18 @@
-//! The `lxc-operator run` process: health, readiness and metrics endpoints, leadership, and a
-//! clean SIGTERM shutdown that hands the lease back.
+//! The `lxc-operator run` process: health, readiness and metrics endpoints, leadership, a
+//! clean SIGTERM shutdown that hands the lease back, a frozen leader (SIGSTOP) that stops
+//! leading by its own clock, and more than one replica refused without Redis.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 
-fn start_operator(ns: &str, identity: &str, port: u16) -> Child {
+/// `lxc-operator run` against the test world's API server, lease 3 s, in-process coordination
+/// unless the caller adds Redis.
+fn operator_command(ns: &str, identity: &str, port: u16) -> Command {
     let cp = test_world::control_plane();
-    Command::new(env!("CARGO_BIN_EXE_lxc-operator"))
-        .arg("run")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lxc-operator"));
+    cmd.arg("run")
         .arg("--kubeconfig")
         .arg(&cp.kubeconfig)
         .args(["--namespace", ns, "--identity", identity, "--lease-seconds", "3"])
@@ -20,10 +23,44 @@ fn start_operator(ns: &str, identity: &str, port: u16) -> Child {
         ))
         .env_remove("LXC_OPERATOR_REDIS_URL")
         .env_remove("LXC_OPERATOR_DATABASE_URL")
+        .env_remove("LXC_OPERATOR_REPLICAS")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+fn start_operator(ns: &str, identity: &str, port: u16) -> Child {
+    operator_command(ns, identity, port)
         .spawn()
         .expect("start lxc-operator")
+}
+
+/// One of two replicas, as the Helm chart runs them: Redis coordination, `--replicas 2`.
+fn start_replica(ns: &str, identity: &str, port: u16) -> Child {
+    operator_command(ns, identity, port)
+        .args(["--replicas", "2", "--redis-url", &test_world::redis().url()])
+        .spawn()
+        .expect("start lxc-operator")
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal}");
+}
+
+/// Waits up to `limit` for the process to exit.
+async fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
 }
 
 async fn lease_holder(leases: &kube::Api<Lease>) -> Option<String> {
@@ -157,7 +194,7 @@ async fn only_the_leader_calls_proxmox_and_a_follower_takes_over() {
         .unwrap();
 
     let (port_a, port_b) = (test_world::free_port(), test_world::free_port());
-    let mut a = start_operator(&ns, "replica-a", port_a);
+    let mut a = start_replica(&ns, "replica-a", port_a);
     for _ in 0..100 {
         if is_leader(port_a).await {
             break;
@@ -165,7 +202,7 @@ async fn only_the_leader_calls_proxmox_and_a_follower_takes_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(is_leader(port_a).await, "replica-a leads");
-    let mut b = start_operator(&ns, "replica-b", port_b);
+    let mut b = start_replica(&ns, "replica-b", port_b);
     for _ in 0..100 {
         if get(&format!("http://127.0.0.1:{port_b}/healthz")).await.is_some()
             && proxmox_calls(port_a).await > 0
@@ -204,4 +241,118 @@ async fn only_the_leader_calls_proxmox_and_a_follower_takes_over() {
     );
     b.kill().unwrap();
     b.wait().unwrap();
+}
+
+#[tokio::test]
+async fn more_than_one_replica_without_redis_is_refused_at_start() {
+    let cp = test_world::control_plane();
+    let ns = cp.namespace("replicas").await;
+    let leases: kube::Api<Lease> = kube::Api::namespaced(cp.client().await, &ns);
+    let refusals = [
+        ("flag", {
+            let mut c = operator_command(&ns, "by-flag", test_world::free_port());
+            c.args(["--replicas", "2"]);
+            c
+        }),
+        ("environment", {
+            let mut c = operator_command(&ns, "by-env", test_world::free_port());
+            c.env("LXC_OPERATOR_REPLICAS", "3");
+            c
+        }),
+    ];
+    for (how, mut cmd) in refusals {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let status = exit_within(&mut child, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("replicas by {how}: still running without Redis"));
+        let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+        assert!(!status.success(), "replicas by {how}: {status}");
+        assert!(
+            stderr.contains("replicas need Redis") && stderr.contains("LXC_OPERATOR_REDIS_URL"),
+            "replicas by {how}: the message says what is wrong and how to fix it: {stderr}"
+        );
+    }
+    assert!(
+        leases.get_opt("lxc-operator").await.unwrap().is_none(),
+        "a refused replica never took part in the election"
+    );
+
+    // With Redis, two replicas start; one alone never needed it.
+    let port = test_world::free_port();
+    let mut child = start_replica(&ns, "with-redis", port);
+    let mut readyz = None;
+    for _ in 0..100 {
+        if let Some((200, body)) = get(&format!("http://127.0.0.1:{port}/readyz")).await {
+            readyz = Some(serde_json::from_str::<serde_json::Value>(&body).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let readyz = readyz.expect("a replica with Redis starts");
+    assert_eq!(readyz["coordination"], "redis");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_frozen_leader_says_not_leading_the_moment_it_wakes() {
+    let cp = test_world::control_plane();
+    let ns = cp.namespace("sigstop").await;
+    let leases: kube::Api<Lease> = kube::Api::namespaced(cp.client().await, &ns);
+    let (port_a, port_b) = (test_world::free_port(), test_world::free_port());
+    let a = start_replica(&ns, "replica-a", port_a);
+    let started = Instant::now();
+    while !is_leader(port_a).await {
+        assert!(started.elapsed() < Duration::from_secs(15), "replica-a leads");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = start_replica(&ns, "replica-b", port_b);
+    while get(&format!("http://127.0.0.1:{port_b}/healthz")).await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(25), "replica-b serves");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!is_leader(port_b).await);
+
+    // Freeze the leader past its lease: the other takes over by its own clock.
+    signal(&a, "-STOP");
+    let stopped = Instant::now();
+    while !is_leader(port_b).await {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(8),
+            "replica-b did not take over from the frozen leader"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = stopped.elapsed();
+    println!("take-over from a frozen leader: {took:?} (lease 3 s, retry 600 ms)");
+    assert!(
+        took >= Duration::from_secs(2),
+        "took over after {took:?}: before the lease ran out"
+    );
+    assert!(took <= Duration::from_secs(5), "took over after {took:?}");
+    assert_eq!(lease_holder(&leases).await.as_deref(), Some("replica-b"));
+
+    // Wake it: its first answers already say it does not lead, though its election loop has
+    // not run since it was frozen.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal(&a, "-CONT");
+    let (status, body) = get(&format!("http://127.0.0.1:{port_a}/readyz"))
+        .await
+        .expect("the woken replica answers");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["leader"], false, "first answer after waking: {json}");
+    let (_, metrics) = get(&format!("http://127.0.0.1:{port_a}/metrics")).await.unwrap();
+    assert!(metrics.contains("lxc_operator_leader 0"), "{metrics}");
+    let woke = Instant::now();
+    while woke.elapsed() < Duration::from_secs(3) {
+        assert!(!is_leader(port_a).await, "the old leader came back");
+        assert!(is_leader(port_b).await, "the new leader kept the lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for mut child in [a, b] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::coordination::LockGuard;
@@ -20,6 +21,8 @@ struct Inner {
     always: bool,
     /// Until when the last renewal proves leadership.
     valid_until: Mutex<Option<Instant>>,
+    /// Wakes [`Leadership::lapsed`] waiters when `valid_until` changes.
+    changed: Notify,
 }
 
 impl Leadership {
@@ -28,6 +31,7 @@ impl Leadership {
         Self(Arc::new(Inner {
             always: true,
             valid_until: Mutex::new(None),
+            changed: Notify::new(),
         }))
     }
 
@@ -36,6 +40,7 @@ impl Leadership {
         Self(Arc::new(Inner {
             always: false,
             valid_until: Mutex::new(None),
+            changed: Notify::new(),
         }))
     }
 
@@ -43,11 +48,13 @@ impl Leadership {
     /// moment the request left (not from when the answer came back).
     pub fn renewed(&self, sent: Instant, valid_for: Duration) {
         *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(sent + valid_for);
+        self.0.changed.notify_waiters();
     }
 
     /// Leadership is gone (another holder, or the process gives up).
     pub fn revoke(&self) {
         *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.0.changed.notify_waiters();
     }
 
     /// Whether this replica leads right now.
@@ -59,6 +66,48 @@ impl Leadership {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Until when the last renewal proves leadership (`None`: not leading, or `always`).
+    pub fn valid_until(&self) -> Option<Instant> {
+        *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves as soon as this replica no longer leads: when the proven validity runs out by
+    /// the local clock (so a stalled election loop cannot keep work alive) or on `revoke()`.
+    /// A renewal in the meantime pushes it further. Never resolves for [`always`](Self::always).
+    ///
+    /// Every poll reads the clock itself: a process woken from a freeze can be polled (its I/O
+    /// is ready) before its runtime has fired the timers that ran out meanwhile, so a caller
+    /// that polls this first (`select!` with `biased;`) never runs work past the lapse.
+    pub async fn lapsed(&self) {
+        if self.0.always {
+            return std::future::pending().await;
+        }
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        loop {
+            // Registered before reading, so a change between the read and the wait is not missed.
+            let changed = self.0.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let until = match self.valid_until() {
+                Some(until) if Instant::now() < until => until,
+                _ => return,
+            };
+            sleep.as_mut().reset(until);
+            std::future::poll_fn(|cx| {
+                if Instant::now() >= until
+                    || changed.as_mut().poll(cx).is_ready()
+                    || sleep.as_mut().poll(cx).is_ready()
+                {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+        }
     }
 }
 
@@ -98,5 +147,42 @@ mod tests {
         l.revoke();
         assert_eq!(check(&l, None), Err(Fenced::NotLeading));
         assert_eq!(check(&Leadership::always(), None), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn lapsed_follows_renewals_and_revocation() {
+        let ms = Duration::from_millis;
+        let l = Leadership::elected();
+        let start = Instant::now();
+        l.renewed(start, ms(300));
+        let waiter = tokio::spawn({
+            let l = l.clone();
+            async move { l.lapsed().await }
+        });
+        tokio::time::sleep(ms(150)).await;
+        // A renewal at 150 ms pushes the lapse from 300 ms to 450 ms.
+        l.renewed(Instant::now(), ms(300));
+        waiter.await.unwrap();
+        let lapsed_after = start.elapsed();
+        assert!(
+            lapsed_after >= ms(450) && lapsed_after < ms(1000),
+            "lapses when the last renewal runs out, not the first: {lapsed_after:?}"
+        );
+        assert!(!l.is_leading());
+
+        l.renewed(Instant::now(), Duration::from_secs(60));
+        let waiter = tokio::spawn({
+            let l = l.clone();
+            async move { l.lapsed().await }
+        });
+        tokio::time::sleep(ms(20)).await;
+        let revoked_at = Instant::now();
+        l.revoke();
+        waiter.await.unwrap();
+        assert!(revoked_at.elapsed() < ms(500), "a revocation ends it at once");
+
+        let always = Leadership::always();
+        let never = tokio::time::timeout(ms(100), always.lapsed()).await;
+        assert!(never.is_err(), "`always` never lapses");
     }
 }

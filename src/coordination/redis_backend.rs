@@ -23,12 +23,27 @@ end
 return 0
 "#;
 
+/// Adds (ARGV[2] == "1") or removes one VMID, only in a live cache: the existence check and
+/// the change are one step, so a cache that expires in between is not recreated without expiry.
+const VMIDS_UPDATE: &str = r#"
+if redis.call("EXISTS", KEYS[1]) == 0 then
+  return 0
+end
+if ARGV[2] == "1" then
+  redis.call("SADD", KEYS[1], ARGV[1])
+else
+  redis.call("SREM", KEYS[1], ARGV[1])
+end
+return 1
+"#;
+
 /// Redis-backed coordination.
 #[derive(Clone)]
 pub struct RedisBackend {
     conn: ConnectionManager,
     release: Script,
     renew: Script,
+    vmids_update: Script,
 }
 
 fn unavailable(e: redis::RedisError) -> Unavailable {
@@ -55,6 +70,7 @@ impl RedisBackend {
             conn,
             release: Script::new(RELEASE),
             renew: Script::new(RENEW),
+            vmids_update: Script::new(VMIDS_UPDATE),
         })
     }
 }
@@ -137,23 +153,14 @@ impl Backend for RedisBackend {
     }
 
     async fn vmids_update(&self, cluster: &str, vmid: u32, present: bool) -> Result<(), Unavailable> {
-        let key = vmid_key(cluster);
         let mut conn = self.conn.clone();
-        // Only touch a live cache: adding to a missing key would create one without expiry.
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        if !exists {
-            return Ok(());
-        }
-        let cmd = if present { "SADD" } else { "SREM" };
-        redis::cmd(cmd)
-            .arg(&key)
+        self.vmids_update
+            .key(vmid_key(cluster))
             .arg(vmid)
-            .query_async::<()>(&mut conn)
+            .arg(if present { "1" } else { "0" })
+            .invoke_async::<i64>(&mut conn)
             .await
+            .map(|_| ())
             .map_err(unavailable)
     }
 }

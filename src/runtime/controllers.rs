@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
+
 use crate::audit::AuditStore;
 use crate::cluster::clients::ClientCache;
 use crate::cluster::fence::Leadership;
@@ -54,18 +56,25 @@ impl ControllerSet {
         }
     }
 
-    /// Runs the three controllers until `shutdown` resolves. Dropping the returned future
-    /// cancels every reconcile in flight at its next await.
+    /// Runs the three controllers until `shutdown` resolves (running reconciles finish), or
+    /// cancels them when the leadership lapses or is revoked: the controllers' future is dropped,
+    /// so running reconciles stop at their next await. Dropping the returned future cancels the
+    /// same way. A leadership never proven (`Leadership::elected()` before its first renewal)
+    /// counts as lapsed: nothing runs.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        let (node_tx, node_rx) = tokio::sync::oneshot::channel::<()>();
-        let (template_tx, template_rx) = tokio::sync::oneshot::channel::<()>();
-        let (container_tx, container_rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = node_tx.send(());
-            let _ = template_tx.send(());
-            let _ = container_tx.send(());
-        });
+        tokio::select! {
+            // Checked first at every wake-up: no reconcile makes a step after the lapse.
+            biased;
+            () = self.leadership.lapsed() => {
+                tracing::warn!("leadership lapsed: controllers cancelled");
+            }
+            () = self.run_until(shutdown) => {}
+        }
+    }
+
+    async fn run_until(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+        // One shutdown for three controllers, without a task that could outlive them.
+        let shutdown = shutdown.boxed().shared();
         let watches = Watches::default();
         let nodes = node::reconcile::prepare(self.kube.clone(), &watches.nodes);
         let templates = template::reconcile::prepare(&watches);
@@ -81,15 +90,9 @@ impl ControllerSet {
         let template_ctx = TemplateCtx::new(shared);
         tokio::join!(
             watches.run(self.kube.clone()),
-            nodes.run(node_ctx, async move {
-                let _ = node_rx.await;
-            }),
-            templates.run(template_ctx, async move {
-                let _ = template_rx.await;
-            }),
-            containers.run(container_ctx, self.provisioner.clone(), async move {
-                let _ = container_rx.await;
-            }),
+            nodes.run(node_ctx, shutdown.clone()),
+            templates.run(template_ctx, shutdown.clone()),
+            containers.run(container_ctx, self.provisioner.clone(), shutdown),
         );
     }
 

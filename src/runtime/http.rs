@@ -11,6 +11,13 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 use super::metrics::Metrics;
+use crate::cluster::fence::Leadership;
+
+impl HttpState {
+    fn is_leader(&self) -> bool {
+        *self.leading.borrow() && self.leadership.is_leading()
+    }
+}
 
 /// What the endpoints read.
 #[derive(Clone)]
@@ -19,6 +26,9 @@ pub struct HttpState {
     pub coordination_backend: &'static str,
     pub audit_backend: &'static str,
     pub leading: watch::Receiver<bool>,
+    /// Judged at each request by the local clock, so a replica that was frozen says "not
+    /// leading" on its first answer, before its election loop has run again.
+    pub leadership: Leadership,
     pub ready: watch::Receiver<bool>,
 }
 
@@ -34,7 +44,7 @@ pub fn router(state: HttpState) -> Router {
 async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
     let body = serde_json::json!({
         "ready": *s.ready.borrow(),
-        "leader": *s.leading.borrow(),
+        "leader": s.is_leader(),
         "coordination": s.coordination_backend,
         "audit": s.audit_backend,
     });
@@ -47,6 +57,7 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    s.metrics.set_leader(s.is_leader());
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
         s.metrics.render(),

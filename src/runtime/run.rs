@@ -13,6 +13,7 @@ use super::http::{HttpState, router};
 use super::leader::{self, LeaderConfig};
 use super::metrics::Metrics;
 use crate::audit::{AuditStore, Retention};
+use crate::cluster::fence::Leadership;
 use crate::coordination::Coordinator;
 
 /// Configuration of `lxc-operator run`, from flags or environment.
@@ -24,6 +25,11 @@ pub struct RunConfig {
     /// Redis URL for locks and the VMID cache; in-process coordination when unset.
     #[arg(long, env = "LXC_OPERATOR_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// How many replicas of the operator run (the Helm chart sets it from `replicaCount`).
+    /// More than one needs Redis: in-process locks only coordinate one process.
+    #[arg(long, env = "LXC_OPERATOR_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub replicas: u16,
     /// Postgres URL for the audit trail; the embedded SQLite file when unset.
     #[arg(long, env = "LXC_OPERATOR_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -50,11 +56,35 @@ pub struct RunConfig {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Lease duration in seconds.
-    #[arg(long, env = "LXC_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
+    #[arg(long, env = "LXC_OPERATOR_LEASE_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub lease_seconds: u64,
     /// How many `LxcContainer`s reconcile at once (never two on one container).
     #[arg(long, env = "LXC_OPERATOR_CONTAINER_CONCURRENCY", default_value_t = 16)]
     pub container_concurrency: u16,
+}
+
+/// The configuration cannot work as given.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "{replicas} replicas need Redis: set --redis-url (LXC_OPERATOR_REDIS_URL), or run one \
+         replica. Without Redis the locks and the VMID cache live inside one process, so two \
+         replicas would not see each other's locks and could both create a container"
+    )]
+    ReplicasWithoutRedis { replicas: u16 },
+}
+
+impl RunConfig {
+    /// Refuses configurations that are unsafe before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.replicas > 1 && self.redis_url.as_deref().is_none_or(|u| u.trim().is_empty()) {
+            return Err(ConfigError::ReplicasWithoutRedis {
+                replicas: self.replicas,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Sets up `tracing` in the chosen format.
@@ -91,6 +121,7 @@ async fn shutdown_signal() {
 
 /// Runs the operator until SIGTERM.
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+    config.validate()?;
     let client = kube_client(&config).await?;
     // A crashed holder's lock frees itself after this long; it is renewed every third of it.
     let coordinator = Coordinator::connect(config.redis_url.as_deref(), Duration::from_secs(12)).await?;
@@ -115,11 +146,19 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         lease_name: "lxc-operator".into(),
         identity,
         lease_duration: Duration::from_secs(config.lease_seconds),
-        retry_period: Duration::from_secs(config.lease_seconds.div_ceil(5).max(1)),
+        // Five tries per lease: a renewal proves two thirds of it, so a leader has three tries
+        // before its leadership runs out (a whole-second floor would leave short leases one).
+        retry_period: Duration::from_secs(config.lease_seconds) / 5,
     };
     let (leading_tx, leading) = watch::channel(false);
     let (ready_tx, ready) = watch::channel(false);
-    let election = tokio::spawn(leader::run(client.clone(), leader_config.clone(), leading_tx));
+    let leadership = Leadership::elected();
+    let election = tokio::spawn(leader::run(
+        client.clone(),
+        leader_config.clone(),
+        leadership.clone(),
+        leading_tx,
+    ));
     let mut leading_watch = leading.clone();
     let leader_metric = metrics.clone();
     tokio::spawn(async move {
@@ -133,6 +172,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     set.metrics = Some(metrics.clone());
     set.reconcile_metrics = Some(metrics.clone());
     set.container_concurrency = config.container_concurrency;
+    set.leadership = leadership.clone();
     let controllers = tokio::spawn(run_controllers_while_leading(set, leading.clone()));
 
     let state = HttpState {
@@ -140,6 +180,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         coordination_backend: coordinator.backend(),
         audit_backend: audit.backend(),
         leading,
+        leadership: leadership.clone(),
         ready,
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -150,6 +191,8 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         .await?;
 
     tracing::info!("shutting down");
+    // Nothing acts after this point, then the lease goes back.
+    leadership.revoke();
     controllers.abort();
     upkeep.abort();
     election.abort();
@@ -159,18 +202,33 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the controllers whenever this replica leads, and stops them the moment it does not.
-async fn run_controllers_while_leading(set: ControllerSet, mut leading: watch::Receiver<bool>) {
+/// Runs the controllers whenever this replica leads, and cancels them the moment it does not:
+/// the controllers' future is dropped, so in-flight reconciles stop at their next await instead
+/// of running to completion. The loss is noticed three ways, whichever comes first: the election
+/// publishes it, or the leadership's validity runs out by the local clock (`lapsed`, which needs
+/// no election round, e.g. right after the process was frozen), or a revocation.
+pub async fn run_controllers_while_leading(set: ControllerSet, mut leading: watch::Receiver<bool>) {
+    let leadership = set.leadership.clone();
     loop {
         if leading.wait_for(|l| *l).await.is_err() {
             return;
         }
+        if !leadership.is_leading() {
+            // Published as leading but already lapsed: wait for the loss to be published.
+            let _ = leading.wait_for(|l| !*l).await;
+            continue;
+        }
         tracing::info!("leading: starting controllers");
-        let mut lost = leading.clone();
-        set.run(async move {
-            let _ = lost.wait_for(|l| !*l).await;
-        })
-        .await;
-        tracing::info!("not leading: controllers stopped");
+        let reason = tokio::select! {
+            // The losses are checked before the controllers are polled, at every wake-up.
+            biased;
+            () = leadership.lapsed() => "leadership lapsed",
+            _ = leading.wait_for(|l| !*l) => "leadership lost",
+            () = set.run(std::future::pending()) => "controllers ended",
+        };
+        tracing::warn!(reason, "not leading: controllers cancelled");
+        if leading.wait_for(|l| !*l).await.is_err() {
+            return;
+        }
     }
 }
