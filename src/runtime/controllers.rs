@@ -88,12 +88,18 @@ impl ControllerSet {
         let container_ctx = ContainerCtx::new(shared.clone());
         let node_ctx = NodeCtx::new(shared.clone(), Some(containers.wake.clone()));
         let template_ctx = TemplateCtx::new(shared);
-        tokio::join!(
-            watches.run(self.kube.clone()),
-            nodes.run(node_ctx, shutdown.clone()),
-            templates.run(template_ctx, shutdown.clone()),
-            containers.run(container_ctx, self.provisioner.clone(), shutdown),
-        );
+        let controllers = async {
+            tokio::join!(
+                nodes.run(node_ctx, shutdown.clone()),
+                templates.run(template_ctx, shutdown.clone()),
+                containers.run(container_ctx, self.provisioner.clone(), shutdown),
+            )
+        };
+        // The shared watches run for as long as the controllers do, and no longer.
+        tokio::select! {
+            _ = controllers => {}
+            () = watches.run(self.kube.clone()) => {}
+        }
     }
 
     /// The one context the three controllers share.
