@@ -60,18 +60,25 @@ where
     /// Drives the watch (until the future is dropped).
     pub fn run(self, api: Api<K>) -> impl Future<Output = ()> + Send {
         let subscribers = self.subscribers.into_inner().unwrap_or_else(|p| p.into_inner());
+        let store = self.store;
+        let send = move |object: Arc<K>| {
+            for tx in &subscribers {
+                let _ = tx.send(object.clone());
+            }
+        };
         watcher(api, watcher::Config::default())
             .default_backoff()
             .reflect(self.writer)
-            .touched_objects()
-            .for_each(move |object| {
-                match object {
-                    Ok(object) => {
-                        let object = Arc::new(object);
-                        for tx in &subscribers {
-                            let _ = tx.send(object.clone());
-                        }
+            .for_each(move |event| {
+                match event {
+                    Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
+                        send(Arc::new(object))
                     }
+                    // A (re)listing reaches the store only once it is complete: then every
+                    // object is delivered (a controller drops a request for an object its
+                    // store does not hold yet).
+                    Ok(watcher::Event::InitDone) => store.state().into_iter().for_each(&send),
+                    Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
                     Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying"),
                 }
                 futures::future::ready(())
