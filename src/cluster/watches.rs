@@ -2,29 +2,25 @@
 //! controller that needs its events subscribes to that same stream: an object reaches a
 //! controller only after the store holds it, so a reconcile that reads the cache sees at least
 //! what woke it (two watchers of one kind could disagree for a moment, and a reconcile woken by
-//! a node turning Ready could read it as not Ready yet). Deletions are delivered too (the
-//! object as it was last seen), so a deleted node still wakes what depends on it.
-//!
-//! kube's own shared streams (`ReflectHandle`) are not used: they drop deletions, and a handle
-//! whose object was deleted before it was polled stops waking its task.
+//! a node turning Ready could read it as not Ready yet).
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, reflector::store::Writer};
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::crd::{LxcTemplate, ProxmoxNode};
+
+/// How many events a slow subscriber may lag behind before the watch waits for it.
+const BUFFER: usize = 1024;
 
 /// A shared watch of one kind: its store and its subscribers.
 pub struct SharedWatch<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
     pub store: Store<K>,
     writer: Writer<K>,
-    subscribers: Mutex<Vec<UnboundedSender<Arc<K>>>>,
 }
 
 impl<K> SharedWatch<K>
@@ -38,50 +34,26 @@ where
         + 'static,
 {
     pub fn new() -> Self {
-        let (store, writer) = reflector::store();
-        Self {
-            store,
-            writer,
-            subscribers: Mutex::default(),
-        }
+        let (store, writer) = reflector::store_shared(BUFFER);
+        Self { store, writer }
     }
 
-    /// A stream of the kind's changed (and deleted) objects, each delivered after the store
-    /// applied it.
-    pub fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        let (tx, rx) = unbounded_channel();
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(tx);
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) })
+    /// A stream of the kind's changed objects, each delivered after the store applied it.
+    pub fn subscribe(&self) -> ReflectHandle<K> {
+        self.writer
+            .subscribe()
+            .expect("a shared store hands out subscribers")
     }
 
     /// Drives the watch (until the future is dropped).
     pub fn run(self, api: Api<K>) -> impl Future<Output = ()> + Send {
-        let subscribers = self.subscribers.into_inner().unwrap_or_else(|p| p.into_inner());
-        let store = self.store;
-        let send = move |object: Arc<K>| {
-            for tx in &subscribers {
-                let _ = tx.send(object.clone());
-            }
-        };
         watcher(api, watcher::Config::default())
             .default_backoff()
-            .reflect(self.writer)
-            .for_each(move |event| {
-                match event {
-                    Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
-                        send(Arc::new(object))
-                    }
-                    // A (re)listing reaches the store only once it is complete: then every
-                    // object is delivered (a controller drops a request for an object its
-                    // store does not hold yet).
-                    Ok(watcher::Event::InitDone) => store.state().into_iter().for_each(&send),
-                    Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                    Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying"),
+            .reflect_shared(self.writer)
+            .for_each(|event| async move {
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
                 }
-                futures::future::ready(())
             })
     }
 }

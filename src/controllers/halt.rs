@@ -118,7 +118,9 @@ impl Halt {
     pub fn requeue(&self, failures: u32) -> Action {
         match self.kind {
             HaltKind::Wait(d) => Action::requeue(d),
-            HaltKind::Blocked => Action::requeue(Duration::from_secs(300)),
+            // Watches bring the change that unblocks; the short look again is a backstop for a
+            // wake-up kube's shared streams can miss (an object gone before it was polled).
+            HaltKind::Blocked => Action::requeue(Duration::from_secs(10)),
             HaltKind::Stalled => Action::requeue(Duration::from_secs(600)),
             HaltKind::Transient => Action::requeue(backoff(failures)),
             HaltKind::Failed => Action::requeue(Duration::from_secs((30 * u64::from(failures)).min(300))),
