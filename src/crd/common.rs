@@ -4,6 +4,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A Proxmox storage identifier.
+pub const STORAGE_ID_PATTERN: &str = "^[a-zA-Z][a-zA-Z0-9._-]*[a-zA-Z0-9]$";
+/// A Linux bridge name such as `vmbr0`.
+pub const BRIDGE_PATTERN: &str = "^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$";
+
 /// RFC 1123 DNS label: what Kubernetes accepts as a namespace or hostname label.
 pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// RFC 1123 DNS subdomain: what Kubernetes accepts as an object name.

@@ -7,15 +7,12 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::common::{BRIDGE_PATTERN, STORAGE_ID_PATTERN};
 use super::common::{Conditions, DNS_LABEL_PATTERN, NamespacedSecretKeyRef, NamespacedSecretRef};
 use super::policy::NodePolicy;
 
 /// A Proxmox node or storage name.
 pub const PVE_NAME_PATTERN: &str = "^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$";
-/// A Proxmox storage identifier.
-pub const STORAGE_ID_PATTERN: &str = "^[a-zA-Z][a-zA-Z0-9._-]*[a-zA-Z0-9]$";
-/// A Linux bridge name such as `vmbr0`.
-pub const BRIDGE_PATTERN: &str = "^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$";
 /// A SHA-256 certificate fingerprint as Proxmox prints it: 32 colon-separated hex bytes.
 pub const CERT_FINGERPRINT_PATTERN: &str = "^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$";
 /// An OpenSSH SHA-256 host-key fingerprint as `ssh-keygen -lf` prints it.

@@ -10,7 +10,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::node::{BRIDGE_PATTERN, STORAGE_ID_PATTERN};
+use super::common::{BRIDGE_PATTERN, STORAGE_ID_PATTERN};
 use super::provisioning::FILE_PATH_PATTERN;
 
 /// What containers on this node may ask for. Checked on every create and change before any

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::pct::FilePerms;
+use super::perms::FilePerms;
 use super::quote;
 
 /// How the operator's commands reach `pct` on a host.

@@ -16,6 +16,7 @@ mod host_command;
 mod key;
 mod output;
 mod pct;
+mod perms;
 mod pool;
 mod quote;
 
