@@ -300,7 +300,7 @@ async fn a_foreign_container_on_the_wanted_vmid_is_left_untouched() {
     w.container("squatter", json!({"nodeRef": w.nodes[0], "vmid": 250}))
         .await;
     let ct = w
-        .wait("squatter", "stall on the conflict", 30, |ct| {
+        .wait("squatter", "stall on the conflict", 60, |ct| {
             reason(ct, "Stalled").as_deref() == Some("Conflict")
         })
         .await;

@@ -42,9 +42,14 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
         .map_err(|e| e.to_string());
     let actor = Actor::new(&ctx.shared, template.as_ref(), None);
     let mut lines = Vec::new();
-    for node in ready_nodes(&ctx) {
+    let ready = ready_nodes(&ctx);
+    // A node not Ready (or not reachable yet) will wake this template when it turns Ready; the
+    // short look again is a backstop for a wake-up the shared node stream can miss.
+    let unseen = ready.len() < ctx.stores.nodes.state().len();
+    for node in ready {
         lines.extend(on_node(&ctx, &actor, &template, &node).await);
     }
+    let unseen = unseen || lines.len() < ctx.stores.nodes.state().len();
     if lines
         .iter()
         .any(|l| matches!(l.refused, Some(Refused::Fenced(_))))
@@ -63,9 +68,10 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
         return Err(e.into());
     }
     metered.success();
-    Ok(Action::requeue(match downloading {
-        true => Duration::from_secs(2),
-        false => Duration::from_secs(300),
+    Ok(Action::requeue(match (downloading, unseen) {
+        (true, _) => Duration::from_secs(2),
+        (false, true) => Duration::from_secs(15),
+        (false, false) => Duration::from_secs(300),
     }))
 }
 
