@@ -284,7 +284,7 @@ async fn node_change_migrates_and_deletion_follows_the_policy() {
 async fn a_foreign_container_on_the_wanted_vmid_is_left_untouched() {
     let w = World::new("foreign", &["pve1"], |c| c).await;
     let root = w.root();
-    let create = lxc_operator::proxmox::api::CreateLxc {
+    let create = lxc_operator::pipeline::desired::DesiredContainer {
         vmid: 250,
         ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
         hostname: Some("hand-made".into()),
@@ -292,7 +292,10 @@ async fn a_foreign_container_on_the_wanted_vmid_is_left_untouched() {
         unprivileged: true,
         ..Default::default()
     };
-    let upid = root.create_container("pve1", &create).await.unwrap();
+    let upid = root
+        .create_container("pve1", &create.create_request())
+        .await
+        .unwrap();
     root.wait_task(&upid, std::time::Duration::from_secs(10))
         .await
         .unwrap();
@@ -327,6 +330,68 @@ async fn a_foreign_container_on_the_wanted_vmid_is_left_untouched() {
     w.delete("squatter").await;
     assert!(w.sim.admin().container(250).is_some());
     assert_eq!(w.operator_writes(250), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_chosen_vmid_taken_before_the_create_is_given_up_for_another() {
+    // The operator chose VMID 250 (recorded in status, nothing created yet) and someone made a
+    // guest there before the create: without spec.vmid that is a lost race, not a conflict.
+    let w = World::new("raced", &["pve1"], |c| c).await;
+    let root = w.root();
+    let create = lxc_operator::pipeline::desired::DesiredContainer {
+        vmid: 250,
+        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+        hostname: Some("hand-made".into()),
+        rootfs: Some(Volume::parse("local-lvm:4").unwrap()),
+        unprivileged: true,
+        ..Default::default()
+    };
+    let upid = root
+        .create_container("pve1", &create.create_request())
+        .await
+        .unwrap();
+    root.wait_task(&upid, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let before = w.config("pve1", 250).await;
+    // Held at Resolve by a template that does not exist yet, while its status gets the VMID
+    // (written as the operator writes it, so the operator's own apply can clear it).
+    let template = format!("{}-later", w.ns);
+    w.container("racer", json!({"nodeRef": w.nodes[0], "templateRef": template}))
+        .await;
+    w.wait("racer", "wait for its template", 30, |ct| {
+        reason(ct, "Resolved").as_deref() == Some("TemplateNotFound")
+    })
+    .await;
+    w.api()
+        .patch_status(
+            "racer",
+            &kube::api::PatchParams::apply("lxc-operator").force(),
+            &kube::api::Patch::Apply(json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1",
+                "kind": "LxcContainer", "status": {"vmid": 250}})),
+        )
+        .await
+        .unwrap();
+    let mut t = serde_json::to_value(w.template().await).unwrap();
+    t["metadata"] = json!({"name": template});
+    t.as_object_mut().unwrap().remove("status");
+    support::apply(&w.kube, t).await;
+    let ct = w.ready("racer").await;
+    assert_ne!(vmid(&ct), 250, "another VMID");
+    assert!(w.sim.admin().container(vmid(&ct)).is_some());
+    assert!(
+        w.events("racer").await.iter().any(|(r, _)| r == "VmidTaken"),
+        "the lost race is told"
+    );
+    assert_eq!(w.config("pve1", 250).await, before, "the other guest untouched");
+    assert_eq!(w.operator_writes(250), Vec::<String>::new());
+    assert_eq!(
+        w.creates("pve1"),
+        2,
+        "the hand-made one, and one create on the new VMID"
+    );
+    w.delete("racer").await;
+    assert!(w.sim.admin().container(250).is_some());
 }
 
 #[tokio::test]

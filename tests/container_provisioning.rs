@@ -275,6 +275,7 @@ async fn the_examples_reach_ready_through_kubectl_and_match_proxmox() {
 async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret() {
     let (w, roots) = World::with_ssh("prov", None).await;
     const SECRET: &str = "s3cr3t-Value-7f1d";
+    const LEAKY: &str = "tok-4242-from-env";
     let template = format!("{}-app", w.ns);
     let script = |n: u32| format!("echo run >> \"$PCT_ROOT/var/log/{{name}}.runs\"\necho version {n}\n");
     let template_spec = |first: &str, fail: bool| {
@@ -284,10 +285,18 @@ async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret(
                 "packages": {"apt": ["nginx"]},
                 "scripts": [
                     {"name": "first", "content": first.replace("{name}", "first")},
-                    {"name": "second", "env": [{"name": "GREETING", "value": "hi there"}],
+                    {"name": "second", "recordOutput": fail,
+                     "env": if fail {
+                        json!([{"name": "GREETING", "value": "hi there"}, {"name": "DB_TOKEN", "value": LEAKY}])
+                     } else {
+                        json!([{"name": "GREETING", "value": "hi there"}])
+                     },
                      "content": format!("{}echo \"$GREETING\" > \"$PCT_ROOT/var/log/greeting\"\n{}",
                         script(1).replace("{name}", "second"),
-                        if fail { "echo about to fail; echo broken >&2; exit 7\n" } else { "" })},
+                        if fail {
+                            "echo generated password=GeneratedPw-991; echo \"token is $DB_TOKEN\"\n\
+                             echo about to fail; echo broken >&2; exit 7\n"
+                        } else { "" })},
                     {"name": "credentials", "content": format!(
                         "mkdir -p \"$PCT_ROOT/etc/infrahaus/credentials\"\nprintf 'USER=admin\\nPASSWORD={SECRET}\\n' > \"$PCT_ROOT/etc/infrahaus/credentials/nginx.env\"\n")}
                 ],
@@ -412,6 +421,28 @@ async fn provisioning_runs_each_step_once_and_keeps_credentials_in_their_secret(
         "{}",
         cond.message
     );
+    // Kept because the script opts in, with what it generated and its secret env redacted.
+    for leaked in ["GeneratedPw-991", LEAKY] {
+        assert!(!cond.message.contains(leaked), "{leaked} in {}", cond.message);
+    }
+    assert!(cond.message.contains("password=<redacted>"), "{}", cond.message);
+    let trail = support::audit()
+        .await
+        .by_object(ct.metadata.uid.as_deref().unwrap(), 200)
+        .await
+        .unwrap();
+    let trail_text = serde_json::to_string(&trail).unwrap();
+    assert!(
+        trail_text.contains("about to fail"),
+        "the audit row keeps the redacted tail"
+    );
+    for leaked in ["GeneratedPw-991", LEAKY] {
+        assert!(!trail_text.contains(leaked), "{leaked} in the audit trail");
+        assert!(
+            w.events("app").await.iter().all(|(_, m)| !m.contains(leaked)),
+            "{leaked} in an Event"
+        );
+    }
 
     // The credential never left its Secret: not in logs, status, Events or the audit trail.
     let logs = support::logs();

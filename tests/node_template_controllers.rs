@@ -198,7 +198,7 @@ async fn nodes_report_ready_and_every_failure_precisely(observations: &Observati
         lxc_operator::proxmox::TlsTrust::PinnedSha256(pin),
     ))
     .unwrap();
-    let create = lxc_operator::proxmox::api::CreateLxc {
+    let create = lxc_operator::pipeline::desired::DesiredContainer {
         vmid: 4242,
         ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
         unprivileged: true,
@@ -207,7 +207,8 @@ async fn nodes_report_ready_and_every_failure_precisely(observations: &Observati
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+    .create_request();
     let upid = pve.create_container("pve1", &create).await.unwrap();
     pve.wait_task(&upid, Duration::from_secs(10)).await.unwrap();
     let target = tokio::time::timeout(Duration::from_secs(12), woken.recv())

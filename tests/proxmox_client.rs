@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use lxc_operator::proxmox::api::{CreateLxc, PowerAction};
+use lxc_operator::pipeline::desired::DesiredContainer;
+use lxc_operator::proxmox::api::PowerAction;
 use lxc_operator::proxmox::breaker::BreakerConfig;
 use lxc_operator::proxmox::client::{ClientConfig, RetryConfig};
 use lxc_operator::proxmox::property::{Features, Net, Startup, Volume};
@@ -57,8 +58,8 @@ fn ticket_config(sim: &PveSim) -> ClientConfig {
     fast(ClientConfig::new(sim.url(), creds, pinned(sim)))
 }
 
-fn create(vmid: u32) -> CreateLxc {
-    CreateLxc {
+fn create(vmid: u32) -> DesiredContainer {
+    DesiredContainer {
         vmid,
         ostemplate: TEMPLATE.into(),
         hostname: Some(format!("ct{vmid}")),
@@ -81,7 +82,7 @@ fn create(vmid: u32) -> CreateLxc {
 /// Creates a container and waits for the task.
 async fn created(client: &ProxmoxClient, vmid: u32) {
     let upid = client
-        .create_container("pve1", &create(vmid))
+        .create_container("pve1", &create(vmid).create_request())
         .await
         .expect("create");
     client
@@ -246,19 +247,28 @@ async fn every_error_class_is_produced_and_classified() {
         keyctl: Some(true),
         ..Default::default()
     });
-    let forbidden = client.create_container("pve1", &root_only).await.unwrap_err();
+    let forbidden = client
+        .create_container("pve1", &root_only.create_request())
+        .await
+        .unwrap_err();
     assert_eq!(forbidden.class(), ErrorClass::Forbidden, "{forbidden}");
 
     assert_eq!(
         client.container_config("pve1", 999).await.unwrap_err().class(),
         ErrorClass::NotFound
     );
-    let exists = client.create_container("pve1", &create(210)).await.unwrap_err();
+    let exists = client
+        .create_container("pve1", &create(210).create_request())
+        .await
+        .unwrap_err();
     assert_eq!(exists.class(), ErrorClass::AlreadyExists, "{exists}");
 
     let mut invalid = create(212);
     invalid.memory = Some(8);
-    let err = client.create_container("pve1", &invalid).await.unwrap_err();
+    let err = client
+        .create_container("pve1", &invalid.create_request())
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::InvalidParameters);
     let Error::Api { fields, .. } = &err else {
         panic!("{err}")
@@ -345,7 +355,7 @@ async fn server_errors_are_retried_for_reads_but_never_for_creates() {
     sim.admin().add_error_rule(rule("/nodes/pve1/lxc", "POST"));
     assert_eq!(
         client
-            .create_container("pve1", &create(230))
+            .create_container("pve1", &create(230).create_request())
             .await
             .unwrap_err()
             .class(),
@@ -610,7 +620,7 @@ async fn every_property_string_shape_is_accepted_and_reads_back() {
         down: Some(10),
     });
     let upid = client
-        .create_container("pve1", &c)
+        .create_container("pve1", &c.create_request())
         .await
         .expect("accepted by the schema");
     client.wait_task(&upid, Duration::from_secs(10)).await.unwrap();
@@ -668,7 +678,12 @@ async fn task_starting_calls_are_capped_per_node() {
             let started = std::time::Instant::now();
             let creates = (0..3).map(|i| {
                 let client = client.clone();
-                async move { client.create_container("pve1", &create(base + i)).await.unwrap() }
+                async move {
+                    client
+                        .create_container("pve1", &create(base + i).create_request())
+                        .await
+                        .unwrap()
+                }
             });
             futures::future::join_all(creates).await;
             started.elapsed()
@@ -716,7 +731,7 @@ fn example_specs<T: serde::de::DeserializeOwned>(file: &str, kind: &str) -> Vec<
 #[tokio::test]
 async fn every_example_container_maps_to_parameters_proxmox_accepts() {
     use lxc_operator::crd::{LxcContainerSpec, LxcTemplateSpec, ProxmoxNodeSpec};
-    use lxc_operator::pipeline::desired::{Subject, create_params};
+    use lxc_operator::pipeline::desired::{Subject, desired_container};
     let sim = sim().await;
     let client = ProxmoxClient::new(ticket_config(&sim)).unwrap();
     let (_, node): (String, ProxmoxNodeSpec) = example_specs("10-proxmoxnode.yaml", "ProxmoxNode").remove(0);
@@ -736,9 +751,9 @@ async fn every_example_container_maps_to_parameters_proxmox_accepts() {
                 template: &template,
                 node: &node,
             };
-            let params = create_params(&subject, vmid);
+            let params = desired_container(&subject, vmid);
             let upid = client
-                .create_container("pve1", &params)
+                .create_container("pve1", &params.create_request())
                 .await
                 .unwrap_or_else(|e| panic!("{file}: {e}"));
             client.wait_task(&upid, Duration::from_secs(10)).await.unwrap();

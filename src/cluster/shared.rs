@@ -67,6 +67,8 @@ pub trait ReconcileMetrics: Send + Sync {
     );
     /// A reconcile of `controller` started (`+1`) or ended (`-1`).
     fn active(&self, controller: &'static str, delta: i64);
+    /// A reconcile of `controller` started waiting for a worker (`+1`) or stopped (`-1`).
+    fn queued(&self, controller: &'static str, delta: i64);
 }
 
 /// What every controller shares.

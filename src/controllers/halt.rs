@@ -58,6 +58,8 @@ impl Halt {
             ErrorClass::CircuitOpen => ("CircuitOpen", HaltKind::Transient),
             ErrorClass::Server => ("ProxmoxError", HaltKind::Transient),
             ErrorClass::Locked => ("Locked", HaltKind::Wait(Duration::from_secs(2))),
+            // The next reconcile reads the config again and plans from it, at once.
+            ErrorClass::ConfigChanged => ("ConfigChanged", HaltKind::Wait(Duration::ZERO)),
             ErrorClass::Tls => ("TLSError", HaltKind::Failed),
             ErrorClass::Unauthorized => ("AuthenticationFailed", HaltKind::Failed),
             ErrorClass::Forbidden => ("PermissionDenied", HaltKind::Failed),

@@ -1,7 +1,7 @@
 //! The controllers, one folder per kind, each with a short driver that reads like its steps,
 //! pure decisions in plain functions, and I/O in small modules. What they share sits here:
 //! how a reconcile halts ([`halt`]), the one audited call ([`act`]) and the measure of each
-//! reconcile ([`metered`]).
+//! reconcile ([`metered`]), and the worker slots with their queue ([`workers`]).
 
 pub mod act;
 pub mod container;
@@ -9,6 +9,7 @@ pub mod halt;
 pub mod metered;
 pub mod node;
 pub mod template;
+pub mod workers;
 
 use std::fmt::Debug;
 use std::future::Future;

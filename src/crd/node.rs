@@ -104,12 +104,16 @@ fn default_poll_interval() -> i32 {
     "message": "set at most one of caBundle, fingerprintSha256 and insecureSkipVerify"
 }]))]
 pub struct TlsSpec {
-    /// PEM-encoded CA certificates that sign the API's certificate.
+    /// PEM-encoded CA certificates that sign the API's certificate. Recommended: the cluster's
+    /// own CA, `/etc/pve/pve-root-ca.pem` on any node, which signs every node's certificate and
+    /// outlives their renewals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 65536))]
     pub ca_bundle: Option<String>,
     /// The SHA-256 fingerprint of the API's certificate, `AA:BB:...` (32 bytes), as shown by
-    /// `pvenode cert info`. The usual way to trust Proxmox's self-signed certificate.
+    /// `pvenode cert info`. Pins one leaf certificate: it breaks at every renewal of that
+    /// certificate (Proxmox renews its own every two years, ACME ones every few months), so
+    /// prefer `caBundle` with the cluster's `pve-root-ca.pem`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = CERT_FINGERPRINT_PATTERN))]
     pub fingerprint_sha256: Option<String>,

@@ -200,6 +200,12 @@ pub struct ScriptSpec {
     #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub env: Vec<EnvVar>,
+    /// Keep the last lines of the script's output when it fails (in the `Provisioned`
+    /// condition, the Event and the audit trail), redacted of what looks secret: private key
+    /// blocks, `password=…`/`token: …` pairs, and the values of environment variables whose
+    /// names say secret. Off by default: a script may print what it generated.
+    #[serde(default)]
+    pub record_output: bool,
 }
 
 fn default_interpreter() -> String {

@@ -3,13 +3,11 @@
 //! generated is kept, and changes Proxmox applies only to a stopped container are held back
 //! while it runs (the driver restarts it when the update strategy allows, else reports them).
 
-use std::collections::BTreeSet;
-
-use crate::proxmox::api::CreateLxc;
-use crate::proxmox::property::{Features, Net, Startup, Volume};
+use crate::proxmox::property::{Net, Volume};
 use crate::proxmox::types::LxcConfig;
 
-use super::ownership::parse_tags;
+use super::compare::net_eq;
+use super::desired::{Apply, DesiredContainer, FIELDS, ROOTFS, mount_key, net_key};
 
 /// The changes to make.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -44,22 +42,12 @@ impl ConfigPlan {
     }
 }
 
-/// How a running container takes a change of a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Apply {
-    /// At once or hot-plugged.
-    Live,
-    /// Kept pending by Proxmox until the container restarts.
-    Restart,
-}
-
-struct Planner<'a> {
-    observed: &'a LxcConfig,
+struct Planner {
     running: bool,
     plan: ConfigPlan,
 }
 
-impl Planner<'_> {
+impl Planner {
     fn change(&mut self, key: &str, value: String, apply: Apply) {
         if self.running && apply == Apply::Restart {
             self.plan.needs_restart.push(key.to_string());
@@ -67,62 +55,6 @@ impl Planner<'_> {
             self.plan.set.push((key.to_string(), value));
         }
     }
-
-    /// Compares one scalar key with `same`, setting it when it differs.
-    fn scalar(&mut self, key: &str, desired: Option<String>, apply: Apply, same: fn(&str, &str) -> bool) {
-        let Some(desired) = desired else { return };
-        match self.observed.get(key) {
-            Some(current) if same(current, &desired) => {}
-            _ => self.change(key, desired, apply),
-        }
-    }
-}
-
-fn text_eq(a: &str, b: &str) -> bool {
-    a.trim_end() == b.trim_end()
-}
-
-fn num_eq(a: &str, b: &str) -> bool {
-    match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
-        (Ok(x), Ok(y)) => (x - y).abs() < 1e-9,
-        _ => a == b,
-    }
-}
-
-fn words_eq(a: &str, b: &str) -> bool {
-    a.split_whitespace().eq(b.split_whitespace())
-}
-
-fn tags_eq(a: &str, b: &str) -> bool {
-    let set = |s: &str| parse_tags(s).into_iter().collect::<BTreeSet<_>>();
-    set(a) == set(b)
-}
-
-fn startup_eq(a: &str, b: &str) -> bool {
-    matches!((Startup::parse(a), Startup::parse(b)), (Ok(x), Ok(y)) if x == y)
-}
-
-fn features_eq(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        Features::parse(s).ok().map(|f| {
-            let mut mount = f.mount.clone();
-            mount.sort();
-            let flag = |v: Option<bool>| v.unwrap_or(false);
-            (
-                flag(f.force_rw_sys),
-                flag(f.fuse),
-                flag(f.keyctl),
-                flag(f.mknod),
-                flag(f.nesting),
-                mount,
-            )
-        })
-    };
-    matches!((norm(a), norm(b)), (Some(x), Some(y)) if x == y)
-}
-
-fn bool_text(v: bool) -> String {
-    u8::from(v).to_string()
 }
 
 /// The desired NIC with what the spec leaves to Proxmox (the MAC) taken from `current`.
@@ -132,18 +64,6 @@ fn net_with_observed(desired: &Net, current: Option<&Net>) -> Net {
         net.hwaddr = current.and_then(|c| c.hwaddr.clone());
     }
     net
-}
-
-fn net_eq(a: &Net, b: &Net) -> bool {
-    let norm = |n: &Net| {
-        let mut n = n.clone();
-        n.firewall = Some(n.firewall.unwrap_or(false));
-        n.link_down = Some(n.link_down.unwrap_or(false));
-        n.kind = Some(n.kind.clone().unwrap_or_else(|| "veth".into()));
-        n.hwaddr = n.hwaddr.map(|h| h.to_ascii_uppercase());
-        n.to_string()
-    };
-    norm(a) == norm(b)
 }
 
 /// The size in GiB asked for by a `STORAGE:SIZE` volume.
@@ -156,63 +76,35 @@ fn mount_options_eq(a: &Volume, b: &Volume) -> bool {
     opts(a) == opts(b)
 }
 
-/// The plan that takes `observed` to `desired` (built by [`super::desired::create_params`]).
-pub fn plan(desired: &CreateLxc, observed: &LxcConfig, running: bool) -> ConfigPlan {
+/// The plan that takes `observed` to `desired` (the table [`FIELDS`] for scalar keys, then
+/// NICs, the root filesystem and mount points).
+pub fn plan(desired: &DesiredContainer, observed: &LxcConfig, running: bool) -> ConfigPlan {
     let mut p = Planner {
-        observed,
         running,
         plan: ConfigPlan::default(),
     };
-    let n = |v: Option<u64>| v.map(|v| v.to_string());
-    p.scalar("hostname", desired.hostname.clone(), Apply::Live, text_eq);
-    p.scalar("cores", n(desired.cores.map(u64::from)), Apply::Live, num_eq);
-    p.scalar(
-        "cpulimit",
-        desired.cpulimit.map(|v| v.to_string()),
-        Apply::Live,
-        num_eq,
-    );
-    p.scalar(
-        "cpuunits",
-        n(desired.cpuunits.map(u64::from)),
-        Apply::Live,
-        num_eq,
-    );
-    p.scalar("memory", n(desired.memory), Apply::Live, num_eq);
-    p.scalar("swap", n(desired.swap), Apply::Live, num_eq);
-    p.scalar("onboot", desired.onboot.map(bool_text), Apply::Live, num_eq);
-    p.scalar(
-        "startup",
-        desired.startup.as_ref().map(Startup::to_string),
-        Apply::Live,
-        startup_eq,
-    );
-    p.scalar("tags", desired.tags.clone(), Apply::Live, tags_eq);
-    p.scalar("description", desired.description.clone(), Apply::Live, text_eq);
-    p.scalar("nameserver", desired.nameserver.clone(), Apply::Restart, words_eq);
-    p.scalar(
-        "searchdomain",
-        desired.searchdomain.clone(),
-        Apply::Restart,
-        text_eq,
-    );
-    p.scalar(
-        "features",
-        desired.features.as_ref().map(Features::to_string),
-        Apply::Restart,
-        features_eq,
-    );
-
-    let unprivileged = observed.get("unprivileged").is_some_and(|v| v == "1");
-    if unprivileged != desired.unprivileged {
-        p.plan.fixed.push(format!(
-            "unprivileged is {unprivileged} in Proxmox and cannot change after creation"
-        ));
+    for field in FIELDS {
+        let Some(want) = (field.value)(desired) else {
+            continue;
+        };
+        let current = observed.get(field.key).or(field.absent);
+        if current.is_some_and(|c| (field.same)(c, &want)) {
+            continue;
+        }
+        match field.apply {
+            Apply::Live | Apply::Restart => p.change(field.key, want, field.apply),
+            Apply::Fixed => p.plan.fixed.push(format!(
+                "{} is {} in Proxmox and cannot change after creation (the spec asks for {want})",
+                field.key,
+                current.unwrap_or("unset"),
+            )),
+            Apply::CreateOnly => {}
+        }
     }
 
     // NICs: net0..netN-1 as listed; extra NICs go when the spec lists any.
     for (i, net) in desired.nets.iter().enumerate() {
-        let key = format!("net{i}");
+        let key = net_key(i);
         let current = observed.get(&key).and_then(|v| Net::parse(v).ok());
         let wanted = net_with_observed(net, current.as_ref());
         if !current.as_ref().is_some_and(|c| net_eq(c, &wanted)) {
@@ -226,14 +118,14 @@ pub fn plan(desired: &CreateLxc, observed: &LxcConfig, running: bool) -> ConfigP
             .filter_map(|k| k.strip_prefix("net").and_then(|i| i.parse::<usize>().ok()))
             .filter(|i| *i >= desired.nets.len());
         for i in extra {
-            p.plan.delete.push(format!("net{i}"));
+            p.plan.delete.push(net_key(i));
         }
     }
 
     // The root filesystem only grows; its storage is fixed.
     if let (Some(want), Some(current)) = (
         desired.rootfs.as_ref(),
-        observed.get("rootfs").and_then(|v| Volume::parse(v).ok()),
+        observed.get(ROOTFS).and_then(|v| Volume::parse(v).ok()),
     ) {
         if current.storage() != want.storage() {
             p.plan.fixed.push(format!(
@@ -245,13 +137,13 @@ pub fn plan(desired: &CreateLxc, observed: &LxcConfig, running: bool) -> ConfigP
         if let (Some(w), Some(c)) = (requested_gib(want), current.size_gib())
             && w > c
         {
-            p.plan.resize.push(("rootfs".into(), w));
+            p.plan.resize.push((ROOTFS.into(), w));
         }
     }
 
     // Mount points: new ones are hot-plugged, options of existing ones need a restart, sizes grow.
     for (i, mp) in desired.mount_points.iter().enumerate() {
-        let key = format!("mp{i}");
+        let key = mount_key(i);
         match observed.get(&key).and_then(|v| Volume::parse(v).ok()) {
             None => p.change(&key, mp.to_string(), Apply::Live),
             Some(current) => {
@@ -277,14 +169,15 @@ pub fn plan(desired: &CreateLxc, observed: &LxcConfig, running: bool) -> ConfigP
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxmox::property::Features;
     use serde_json::json;
 
     fn observed(v: serde_json::Value) -> LxcConfig {
         serde_json::from_value(v).unwrap()
     }
 
-    fn base() -> CreateLxc {
-        CreateLxc {
+    fn base() -> DesiredContainer {
+        DesiredContainer {
             vmid: 100,
             ostemplate: "local:vztmpl/x.tar.zst".into(),
             hostname: Some("web".into()),

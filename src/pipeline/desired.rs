@@ -1,12 +1,18 @@
 //! What Proxmox config a container's spec asks for: the spec first, then the template's
-//! defaults, then the node's defaults, then Proxmox's. Pure, so every mapping is unit-tested.
+//! defaults, then the node's defaults, then Proxmox's. [`DesiredContainer`] is that config as a
+//! type of its own, and [`FIELDS`] the one table from each of its values to its Proxmox key:
+//! create sends it ([`DesiredContainer::create_request`]), configure compares against it, policy
+//! and placement read it. Adding a spec field touches the CRD type, this table and a test.
+//! Pure, so every mapping is unit-tested.
 
 use crate::crd::container::{AddressMode, Ipv6Mode, LxcContainerSpec, NetworkInterface};
 use crate::crd::node::ProxmoxNodeSpec;
 use crate::crd::template::LxcTemplateSpec;
 use crate::proxmox::api::CreateLxc;
+use crate::proxmox::client::Params;
 use crate::proxmox::property::{Features, Net, Startup, Volume};
 
+use super::compare::{features_eq, num_eq, startup_eq, tags_eq, text_eq, words_eq};
 use super::ownership::{description_with_owner, tags_with_owner};
 
 /// The root filesystem size when neither the container nor its template names one (Proxmox's).
@@ -20,6 +26,164 @@ pub fn memory_mib(spec: &LxcContainerSpec, template: Option<&LxcTemplateSpec>) -
     spec.resources
         .memory_mib
         .or(template.and_then(|t| t.defaults.memory_mib))
+}
+
+/// The container a spec asks for, every default resolved; `None` leaves a key to Proxmox (and
+/// configure never touches it). Secrets (root password, SSH keys) are not here: create reads
+/// them from their Secrets right before the call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DesiredContainer {
+    pub vmid: u32,
+    pub ostemplate: String,
+    pub hostname: Option<String>,
+    pub cores: Option<u32>,
+    pub cpulimit: Option<f64>,
+    pub cpuunits: Option<u32>,
+    pub memory: Option<u64>,
+    pub swap: Option<u64>,
+    pub rootfs: Option<Volume>,
+    pub mount_points: Vec<Volume>,
+    pub nets: Vec<Net>,
+    pub features: Option<Features>,
+    pub unprivileged: bool,
+    pub onboot: Option<bool>,
+    pub startup: Option<Startup>,
+    pub nameserver: Option<String>,
+    pub searchdomain: Option<String>,
+    pub tags: Option<String>,
+    pub description: Option<String>,
+    pub pool: Option<String>,
+}
+
+/// How Proxmox takes a change of a key on an existing container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    /// At once or hot-plugged.
+    Live,
+    /// Kept pending by Proxmox until the container restarts.
+    Restart,
+    /// Never: a difference is reported (`ImmutableField`), not applied.
+    Fixed,
+    /// Sent at creation only, never compared afterwards.
+    CreateOnly,
+}
+
+/// One scalar config key of the table.
+pub struct Field {
+    /// Proxmox's name for it.
+    pub key: &'static str,
+    pub apply: Apply,
+    /// Whether a stored value and the desired one mean the same.
+    pub same: fn(&str, &str) -> bool,
+    /// What Proxmox means when the key is absent from a config (`None`: nothing).
+    pub absent: Option<&'static str>,
+    /// The desired value in Proxmox's format (`None`: left to Proxmox).
+    pub value: fn(&DesiredContainer) -> Option<String>,
+}
+
+fn flag(v: bool) -> String {
+    u8::from(v).to_string()
+}
+
+const fn field(
+    key: &'static str,
+    apply: Apply,
+    same: fn(&str, &str) -> bool,
+    value: fn(&DesiredContainer) -> Option<String>,
+) -> Field {
+    Field {
+        key,
+        apply,
+        same,
+        absent: None,
+        value,
+    }
+}
+
+/// Every scalar key, in the order it is sent and compared. Disks and NICs are indexed keys
+/// ([`ROOTFS`], [`mount_key`], [`net_key`]) with rules of their own in the configure plan.
+pub const FIELDS: &[Field] = &[
+    field("hostname", Apply::Live, text_eq, |d| d.hostname.clone()),
+    field("cores", Apply::Live, num_eq, |d| d.cores.map(|v| v.to_string())),
+    field("cpulimit", Apply::Live, num_eq, |d| {
+        d.cpulimit.map(|v| v.to_string())
+    }),
+    field("cpuunits", Apply::Live, num_eq, |d| {
+        d.cpuunits.map(|v| v.to_string())
+    }),
+    field("memory", Apply::Live, num_eq, |d| d.memory.map(|v| v.to_string())),
+    field("swap", Apply::Live, num_eq, |d| d.swap.map(|v| v.to_string())),
+    field("onboot", Apply::Live, num_eq, |d| d.onboot.map(flag)),
+    field("startup", Apply::Live, startup_eq, |d| {
+        d.startup.as_ref().map(Startup::to_string)
+    }),
+    field("tags", Apply::Live, tags_eq, |d| d.tags.clone()),
+    field("description", Apply::Live, text_eq, |d| d.description.clone()),
+    field("nameserver", Apply::Restart, words_eq, |d| d.nameserver.clone()),
+    field("searchdomain", Apply::Restart, text_eq, |d| {
+        d.searchdomain.clone()
+    }),
+    field("features", Apply::Restart, features_eq, |d| {
+        d.features.as_ref().map(Features::to_string)
+    }),
+    // Always sent: PVE 8 defaults to privileged containers; a config omits it when 0.
+    Field {
+        absent: Some("0"),
+        ..field("unprivileged", Apply::Fixed, num_eq, |d| {
+            Some(flag(d.unprivileged))
+        })
+    },
+    field("pool", Apply::CreateOnly, text_eq, |d| d.pool.clone()),
+];
+
+/// The root filesystem's key.
+pub const ROOTFS: &str = "rootfs";
+
+/// The key of the `i`th NIC.
+pub fn net_key(i: usize) -> String {
+    format!("net{i}")
+}
+
+/// The key of the `i`th mount point.
+pub fn mount_key(i: usize) -> String {
+    format!("mp{i}")
+}
+
+impl DesiredContainer {
+    /// Every key a create sends, in Proxmox's names and formats (secrets aside).
+    pub fn config(&self) -> Params {
+        let mut p: Params = FIELDS
+            .iter()
+            .filter_map(|f| (f.value)(self).map(|v| (f.key.to_string(), v)))
+            .collect();
+        if let Some(rootfs) = &self.rootfs {
+            p.push((ROOTFS.into(), rootfs.to_string()));
+        }
+        p.extend(
+            self.nets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (net_key(i), n.to_string())),
+        );
+        p.extend(
+            self.mount_points
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (mount_key(i), m.to_string())),
+        );
+        p
+    }
+
+    /// The `POST /nodes/{node}/lxc` request (the caller adds the secrets).
+    pub fn create_request(&self) -> CreateLxc {
+        CreateLxc {
+            vmid: self.vmid,
+            ostemplate: self.ostemplate.clone(),
+            config: self.config(),
+            password: None,
+            ssh_public_keys: None,
+        }
+    }
 }
 
 /// The object a container is built for.
@@ -78,9 +242,8 @@ fn features(f: &crate::crd::container::Features) -> Features {
     }
 }
 
-/// The `POST /nodes/{node}/lxc` parameters for `subject` on `vmid` (secrets are added by the
-/// caller, which reads them from their Secrets).
-pub fn create_params(subject: &Subject<'_>, vmid: u32) -> CreateLxc {
+/// The container `subject` asks for on `vmid`.
+pub fn desired_container(subject: &Subject<'_>, vmid: u32) -> DesiredContainer {
     let Subject {
         name,
         uid,
@@ -110,7 +273,7 @@ pub fn create_params(subject: &Subject<'_>, vmid: u32) -> CreateLxc {
         .collect();
     let mut tags = spec.tags.clone();
     tags.extend(defaults.tags.iter().cloned());
-    CreateLxc {
+    DesiredContainer {
         vmid,
         ostemplate: template.os_template.volid.clone(),
         hostname: Some(spec.hostname.clone().unwrap_or_else(|| name.to_string())),
@@ -147,8 +310,6 @@ pub fn create_params(subject: &Subject<'_>, vmid: u32) -> CreateLxc {
             .filter(|d| !d.nameservers.is_empty())
             .map(|d| d.nameservers.join(" ")),
         searchdomain: spec.dns.as_ref().and_then(|d| d.search_domain.clone()),
-        password: None,
-        ssh_public_keys: None,
         tags: Some(tags_with_owner(&tags)),
         description: Some(description_with_owner(spec.description.as_deref(), uid)),
         pool: spec.pool.clone(),
@@ -185,7 +346,7 @@ mod tests {
         }))
         .unwrap();
         let (t, n) = (template(), node());
-        let p = create_params(
+        let p = desired_container(
             &Subject {
                 name: "web-1",
                 uid: "u1",
@@ -232,7 +393,7 @@ mod tests {
         }))
         .unwrap();
         let (t, n) = (template(), node());
-        let p = create_params(
+        let p = desired_container(
             &Subject {
                 name: "x",
                 uid: "u2",
@@ -276,5 +437,72 @@ mod tests {
             Some("primary\n\nlxc-operator-uid: u2\n")
         );
         assert_eq!(p.pool.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn the_table_sends_each_value_under_its_proxmox_key() {
+        let d = DesiredContainer {
+            vmid: 1000,
+            ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+            hostname: Some("web-1".into()),
+            memory: Some(1024),
+            rootfs: Some(Volume::parse("local-lvm:8").unwrap()),
+            nets: vec![Net::parse("name=eth0,bridge=vmbr0,ip=dhcp").unwrap()],
+            unprivileged: true,
+            onboot: Some(false),
+            ..Default::default()
+        };
+        let p = d.create_request().params();
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("vmid"), Some("1000"));
+        assert_eq!(get("hostname"), Some("web-1"));
+        assert_eq!(get("memory"), Some("1024"));
+        assert_eq!(get("unprivileged"), Some("1"));
+        assert_eq!(get("onboot"), Some("0"));
+        assert_eq!(get("rootfs"), Some("local-lvm:8"));
+        assert_eq!(get("net0"), Some("name=eth0,bridge=vmbr0,ip=dhcp"));
+        assert_eq!(get("cores"), None, "unset fields are not sent");
+    }
+
+    #[test]
+    fn a_config_holding_what_create_sent_needs_no_change() {
+        let spec: LxcContainerSpec = serde_json::from_value(json!({
+            "nodeRef": "pve1", "templateRef": "t", "hostname": "db-1", "onBoot": true,
+            "resources": {"cores": 4, "cpuLimit": 1.5, "cpuUnits": 2048, "memoryMiB": 4096, "swapMiB": 0},
+            "network": [{"name": "eth0", "vlan": 20}],
+            "dns": {"nameservers": ["192.168.20.1"], "searchDomain": "lab.example.org"},
+            "features": {"keyctl": true}, "startup": {"order": 10},
+            "tags": ["db"], "description": "primary", "pool": "prod"
+        }))
+        .unwrap();
+        let (t, n) = (template(), node());
+        let subject = Subject {
+            name: "x",
+            uid: "u",
+            spec: &spec,
+            template: &t,
+            node: &n,
+        };
+        let d = desired_container(&subject, 100);
+        let mut stored = serde_json::Map::new();
+        stored.insert("digest".into(), json!("d"));
+        for (k, v) in d.config() {
+            stored.insert(k, json!(v));
+        }
+        let stored: crate::proxmox::types::LxcConfig =
+            serde_json::from_value(serde_json::Value::Object(stored)).unwrap();
+        let plan = super::super::configure::plan(&d, &stored, false);
+        assert!(plan.is_empty() && plan.fixed.is_empty(), "{plan:?}");
+        for field in FIELDS.iter().filter(|f| f.apply != Apply::CreateOnly) {
+            let mut changed = stored.clone();
+            changed.values.insert(field.key.to_string(), "x-changed".into());
+            let plan = super::super::configure::plan(&d, &changed, false);
+            assert!(
+                plan.set.iter().any(|(k, _)| k == field.key)
+                    || plan.fixed.iter().any(|m| m.starts_with(field.key)),
+                "a changed {} is noticed: {plan:?}",
+                field.key
+            );
+        }
     }
 }

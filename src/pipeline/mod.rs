@@ -4,6 +4,7 @@
 //! Resolve → Place → AllocateVmid → Create (desired + ownership, judged by the node's
 //! `policy`) → Configure → Power → Provision → Discover → Ready.
 
+pub mod compare;
 pub mod configure;
 pub mod desired;
 pub mod discover;

@@ -1,5 +1,5 @@
 //! Policy: whether a container's fully resolved create request (spec, template defaults and
-//! node defaults merged by `desired::create_params`) stays inside its node's `spec.policy`.
+//! node defaults merged by `desired::desired_container`) stays inside its node's `spec.policy`.
 //! Pure: the controller asks before any Proxmox call and stalls the container on a denial.
 //!
 //! Checking the resolved request rather than the spec means a template's defaults (a
@@ -8,8 +8,8 @@
 
 use std::fmt;
 
+use super::desired::DesiredContainer;
 use crate::crd::policy::{FeatureFlag, NodePolicy, VlanRange};
-use crate::proxmox::api::CreateLxc;
 use crate::proxmox::property::Volume;
 
 /// Proxmox's memory when a container names none (MiB).
@@ -32,7 +32,7 @@ pub struct PolicyDenied {
 
 /// Checks `desired` (for a container on the `ProxmoxNode` named `node`) against `policy`; the
 /// first rule broken is returned.
-pub fn check(node: &str, policy: &NodePolicy, desired: &CreateLxc) -> Result<(), PolicyDenied> {
+pub fn check(node: &str, policy: &NodePolicy, desired: &DesiredContainer) -> Result<(), PolicyDenied> {
     let deny = |field: String, asked: String, rule: &str, value: String| PolicyDenied {
         field,
         asked,

@@ -7,12 +7,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::audit::redact::is_secret_key;
 use crate::crd::provisioning::FilePolicy;
 use crate::provision::content::digest::{ResolvedFile, ResolvedProvisioning, ResolvedScript};
 use crate::ssh::{ExecOutput, FilePerms};
 
 use super::error::ProvisionError;
 use super::marker::{self, MARKER_PATH};
+use super::output::{NOT_RECORDED, redact_output};
 use super::plan::{self, Action, BACKUP_SUFFIX, PackageManager, SCRIPTS_DIR, Step};
 use super::target::Target;
 
@@ -283,6 +285,12 @@ impl Run<'_> {
             .map(|v| (v.name.as_str(), v.value.as_str()))
             .collect();
         let timeout = Duration::from_secs(script.timeout_seconds.max(1) as u64);
+        let secrets: Vec<&str> = script
+            .env
+            .iter()
+            .filter(|v| is_secret_key(&v.name))
+            .map(|v| v.value.as_str())
+            .collect();
         self.checked(
             step,
             std::slice::from_ref(&script.interpreter),
@@ -292,6 +300,24 @@ impl Run<'_> {
         )
         .await
         .map(drop)
+        .map_err(|e| match e {
+            ProvisionError::Failed {
+                step,
+                program,
+                code,
+                tail,
+            } => ProvisionError::Failed {
+                step,
+                program,
+                code,
+                tail: if script.record_output {
+                    redact_output(&tail, &secrets)
+                } else {
+                    NOT_RECORDED.to_string()
+                },
+            },
+            other => other,
+        })
     }
 
     /// Runs a command of `step`; a non-zero exit fails the step with the output's tail.
@@ -316,7 +342,7 @@ impl Run<'_> {
             step: step.to_string(),
             program: words.first().copied().unwrap_or_default().to_string(),
             code: out.code,
-            tail: out.tail(TAIL_LINES),
+            tail: redact_output(&out.tail(TAIL_LINES), &[]),
         })
     }
 }

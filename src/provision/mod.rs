@@ -11,6 +11,7 @@ mod discover;
 mod error;
 mod execute;
 mod marker;
+pub mod output;
 mod plan;
 mod target;
 

@@ -214,6 +214,7 @@ mod tests {
                 value: "1".into(),
             }],
             content: text.as_bytes().to_vec(),
+            record_output: false,
         }
     }
 

@@ -602,5 +602,9 @@ mod tests {
         );
         assert!(retryable(&sent, CallKind::IdempotentWrite));
         assert!(!retryable(&server(ErrorClass::InvalidParameters), CallKind::Read));
+        assert!(
+            !retryable(&server(ErrorClass::ConfigChanged), CallKind::IdempotentWrite),
+            "the same digest can never match again"
+        );
     }
 }

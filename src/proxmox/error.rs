@@ -23,6 +23,9 @@ pub enum ErrorClass {
     Locked,
     /// Proxmox refused the parameters (400), per field.
     InvalidParameters,
+    /// The config changed since the digest sent with an update was read: the same request can
+    /// never succeed; read the config again and plan anew.
+    ConfigChanged,
     /// Any other server-side failure (5xx).
     Server,
     /// A task ran and ended in failure.
@@ -51,6 +54,7 @@ impl ErrorClass {
             Self::AlreadyExists => "already_exists",
             Self::Locked => "locked",
             Self::InvalidParameters => "invalid_parameters",
+            Self::ConfigChanged => "config_changed",
             Self::Server => "server",
             Self::TaskFailed => "task_failed",
             Self::CircuitOpen => "circuit_open",
@@ -165,6 +169,7 @@ pub fn classify(status: u16, message: &str, fields: &BTreeMap<String, String>) -
         404 | 501 => ErrorClass::NotFound,
         _ if text.contains("already exists") || any_field("already exists") => ErrorClass::AlreadyExists,
         _ if text.contains("is locked") || text.contains("can't lock file") => ErrorClass::Locked,
+        _ if text.contains("detected modified configuration") => ErrorClass::ConfigChanged,
         _ if text.contains("does not exist") || text.contains("no such task") || any_field("no such") => {
             ErrorClass::NotFound
         }
@@ -194,6 +199,13 @@ mod tests {
             ErrorClass::AlreadyExists
         );
         assert_eq!(class_of(500, "CT is locked (create)"), ErrorClass::Locked);
+        assert_eq!(
+            class_of(
+                500,
+                "detected modified configuration - file changed by other user? Try again."
+            ),
+            ErrorClass::ConfigChanged
+        );
         assert_eq!(
             class_of(
                 500,

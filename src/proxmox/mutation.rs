@@ -8,39 +8,18 @@ use reqwest::Method;
 use super::auth::Secret;
 use super::client::{CallKind, Params, ProxmoxClient, enc};
 use super::error::Error;
-use super::property::{Features, Net, Startup, Volume};
 use super::upid::Upid;
 
-/// Parameters of `POST /nodes/{node}/lxc`, built from the spec side.
+/// Parameters of `POST /nodes/{node}/lxc`: the config keys in Proxmox's names and formats
+/// (built from one table by `pipeline::desired`), plus the secrets read right before the call.
 #[derive(Debug, Clone, Default)]
 pub struct CreateLxc {
     pub vmid: u32,
     pub ostemplate: String,
-    pub hostname: Option<String>,
-    pub cores: Option<u32>,
-    pub cpulimit: Option<f64>,
-    pub cpuunits: Option<u32>,
-    pub memory: Option<u64>,
-    pub swap: Option<u64>,
-    pub rootfs: Option<Volume>,
-    pub mount_points: Vec<Volume>,
-    pub nets: Vec<Net>,
-    pub features: Option<Features>,
-    /// Always sent: PVE 8 defaults to privileged containers.
-    pub unprivileged: bool,
-    pub onboot: Option<bool>,
-    pub startup: Option<Startup>,
-    pub nameserver: Option<String>,
-    pub searchdomain: Option<String>,
+    /// Every other key, in the order sent.
+    pub config: Params,
     pub password: Option<Secret>,
     pub ssh_public_keys: Option<String>,
-    pub tags: Option<String>,
-    pub description: Option<String>,
-    pub pool: Option<String>,
-}
-
-fn b(v: bool) -> String {
-    u8::from(v).to_string()
 }
 
 impl CreateLxc {
@@ -49,35 +28,13 @@ impl CreateLxc {
         let mut p: Params = vec![
             ("vmid".into(), self.vmid.to_string()),
             ("ostemplate".into(), self.ostemplate.clone()),
-            ("unprivileged".into(), b(self.unprivileged)),
         ];
-        let mut opt = |k: &str, v: Option<String>| {
-            if let Some(v) = v {
-                p.push((k.to_string(), v));
-            }
-        };
-        opt("hostname", self.hostname.clone());
-        opt("cores", self.cores.map(|v| v.to_string()));
-        opt("cpulimit", self.cpulimit.map(|v| v.to_string()));
-        opt("cpuunits", self.cpuunits.map(|v| v.to_string()));
-        opt("memory", self.memory.map(|v| v.to_string()));
-        opt("swap", self.swap.map(|v| v.to_string()));
-        opt("rootfs", self.rootfs.as_ref().map(Volume::to_string));
-        opt("features", self.features.as_ref().map(Features::to_string));
-        opt("onboot", self.onboot.map(b));
-        opt("startup", self.startup.as_ref().map(Startup::to_string));
-        opt("nameserver", self.nameserver.clone());
-        opt("searchdomain", self.searchdomain.clone());
-        opt("password", self.password.as_ref().map(|s| s.expose().to_string()));
-        opt("ssh-public-keys", self.ssh_public_keys.clone());
-        opt("tags", self.tags.clone());
-        opt("description", self.description.clone());
-        opt("pool", self.pool.clone());
-        for (i, net) in self.nets.iter().enumerate() {
-            p.push((format!("net{i}"), net.to_string()));
+        p.extend(self.config.iter().cloned());
+        if let Some(pw) = &self.password {
+            p.push(("password".into(), pw.expose().to_string()));
         }
-        for (i, mp) in self.mount_points.iter().enumerate() {
-            p.push((format!("mp{i}"), mp.to_string()));
+        if let Some(keys) = &self.ssh_public_keys {
+            p.push(("ssh-public-keys".into(), keys.clone()));
         }
         p
     }
@@ -332,36 +289,20 @@ mod tests {
     }
 
     #[test]
-    fn create_parameters_use_proxmox_names_and_property_strings() {
+    fn create_parameters_carry_the_config_and_the_secrets() {
         let create = CreateLxc {
             vmid: 1000,
             ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
-            hostname: Some("web-1".into()),
-            memory: Some(1024),
-            rootfs: Some(Volume {
-                volume: "local-lvm:8".into(),
-                ..Default::default()
-            }),
-            nets: vec![Net {
-                name: "eth0".into(),
-                bridge: Some("vmbr0".into()),
-                ip: Some("dhcp".into()),
-                ..Default::default()
-            }],
-            unprivileged: true,
-            onboot: Some(false),
+            config: vec![("rootfs".into(), "local-lvm:8".into())],
             password: Some(Secret::new("pw")),
-            ..Default::default()
+            ssh_public_keys: None,
         };
         let p = create.params();
         let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("vmid"), Some("1000"));
-        assert_eq!(get("unprivileged"), Some("1"));
-        assert_eq!(get("onboot"), Some("0"));
         assert_eq!(get("rootfs"), Some("local-lvm:8"));
-        assert_eq!(get("net0"), Some("name=eth0,bridge=vmbr0,ip=dhcp"));
         assert_eq!(get("password"), Some("pw"));
-        assert_eq!(get("cores"), None, "unset fields are not sent");
+        assert_eq!(get("ssh-public-keys"), None, "unset keys are not sent");
         assert!(
             !format!("{create:?}").contains("\"pw\""),
             "the password stays out of Debug"

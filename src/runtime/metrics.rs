@@ -2,7 +2,8 @@
 //! the client's hook), leadership, and reconciles under controller-runtime's names
 //! (`controller_runtime_reconcile_total{controller,result}`,
 //! `controller_runtime_reconcile_errors_total`, `controller_runtime_reconcile_time_seconds`,
-//! `controller_runtime_active_workers`) so existing dashboards and alerts fit, plus
+//! `controller_runtime_active_workers`, `workqueue_depth{controller,name}`) so existing
+//! dashboards and alerts fit, plus
 //! `lxc_operator_reconcile_halts_total{controller,halt,reason}` for why reconciles stopped short.
 
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,13 @@ struct ControllerLabels {
     controller: String,
 }
 
+/// controller-runtime's workqueue labels (`name` is the controller's name there too).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    controller: String,
+    name: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     controller: String,
@@ -49,6 +57,7 @@ struct Reconciles {
     errors: Family<ControllerLabels, Counter>,
     time: Family<ControllerLabels, Histogram>,
     active: Family<ControllerLabels, Gauge>,
+    depth: Family<QueueLabels, Gauge>,
     halts: Family<HaltLabels, Counter>,
 }
 
@@ -70,8 +79,14 @@ impl Metrics {
             errors: Family::default(),
             time: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16))),
             active: Family::default(),
+            depth: Family::default(),
             halts: Family::default(),
         };
+        root.sub_registry_with_prefix("workqueue").register(
+            "depth",
+            "Reconciles due and waiting for a worker, per controller",
+            reconciles.depth.clone(),
+        );
         {
             let cr = root.sub_registry_with_prefix("controller_runtime");
             cr.register(
@@ -194,6 +209,14 @@ impl ReconcileMetrics for Metrics {
         };
         self.reconciles.active.get_or_create(&c).inc_by(delta);
     }
+
+    fn queued(&self, controller: &'static str, delta: i64) {
+        let q = QueueLabels {
+            controller: controller.into(),
+            name: controller.into(),
+        };
+        self.reconciles.depth.get_or_create(&q).inc_by(delta);
+    }
 }
 
 #[cfg(test)]
@@ -224,12 +247,16 @@ mod tests {
         m.reconciled("LxcContainer", "success", "none", "", 0.2);
         m.reconciled("LxcContainer", "error", "transient", "ProxmoxUnreachable", 0.1);
         m.active("LxcContainer", -1);
+        m.queued("LxcContainer", 1);
+        m.queued("LxcContainer", 1);
+        m.queued("LxcContainer", -1);
         let text = m.render();
         for line in [
             r#"controller_runtime_reconcile_total{controller="LxcContainer",result="success"} 1"#,
             r#"controller_runtime_reconcile_total{controller="LxcContainer",result="error"} 1"#,
             r#"controller_runtime_reconcile_errors_total{controller="LxcContainer"} 1"#,
             r#"controller_runtime_active_workers{controller="LxcContainer"} 0"#,
+            r#"workqueue_depth{controller="LxcContainer",name="LxcContainer"} 1"#,
             r#"lxc_operator_reconcile_halts_total{controller="LxcContainer",halt="transient",reason="ProxmoxUnreachable"} 1"#,
         ] {
             assert!(text.contains(line), "{line} missing in:\n{text}");

@@ -22,9 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lxc_operator::crd::provisioning::{EnvVar, FilePolicy};
+use lxc_operator::pipeline::desired::DesiredContainer;
 use lxc_operator::provision::PctTarget;
 use lxc_operator::provision::content::digest::{ResolvedFile, ResolvedScript};
-use lxc_operator::proxmox::api::{CreateLxc, PowerAction};
+use lxc_operator::proxmox::api::PowerAction;
 use lxc_operator::proxmox::client::ClientConfig;
 use lxc_operator::proxmox::property::Volume;
 use lxc_operator::proxmox::tls::parse_fingerprint;
@@ -151,7 +152,7 @@ impl World {
     /// Creates and starts container `vmid` in the simulator; returns it as a provisioning
     /// target and its root directory (with an `app` user and group).
     pub async fn container(&self, vmid: u32) -> (PctTarget, PathBuf) {
-        let create = CreateLxc {
+        let create = DesiredContainer {
             vmid,
             ostemplate: TEMPLATE.into(),
             hostname: Some(format!("ct{vmid}")),
@@ -162,7 +163,11 @@ impl World {
             unprivileged: true,
             ..Default::default()
         };
-        let upid = self.client.create_container(NODE, &create).await.expect("create");
+        let upid = self
+            .client
+            .create_container(NODE, &create.create_request())
+            .await
+            .expect("create");
         self.client
             .wait_task(&upid, Duration::from_secs(20))
             .await
@@ -239,5 +244,6 @@ pub fn script(name: &str, text: &str, env: &[(&str, &str)]) -> ResolvedScript {
             })
             .collect(),
         content: text.as_bytes().to_vec(),
+        record_output: true,
     }
 }

@@ -108,6 +108,8 @@ impl lxc_operator::cluster::ReconcileMetrics for CountReconciles {
     }
 
     fn active(&self, _: &'static str, _: i64) {}
+
+    fn queued(&self, _: &'static str, _: i64) {}
 }
 
 /// The verb and resource of an API-server request.

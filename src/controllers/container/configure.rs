@@ -12,15 +12,16 @@ use super::settle::track;
 use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::pipeline::configure::plan;
+use crate::pipeline::desired::DesiredContainer;
 use crate::proxmox::Mutation;
-use crate::proxmox::api::{CreateLxc, PowerAction};
+use crate::proxmox::api::PowerAction;
 use crate::proxmox::types::LxcConfig;
 
 /// Brings the config to the spec; returns whether the container runs.
 pub async fn configure(
     run: &mut Run<'_>,
     target: &Target,
-    desired: &CreateLxc,
+    desired: &DesiredContainer,
     config: &LxcConfig,
 ) -> Result<bool, Halt> {
     let vmid = desired.vmid;

@@ -18,6 +18,8 @@ pub struct Remembered {
     pub task: Option<TaskRef>,
     /// A graceful shutdown failed: the next power step stops hard.
     pub shutdown_failed: bool,
+    /// The task in flight last asked about, and how many times it was found running.
+    pub polls: Option<(String, u32)>,
 }
 
 /// The container controller's context.

@@ -15,16 +15,15 @@ use crate::controllers::act::ActError;
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::common::SecretKeyRef;
 use crate::crd::container::TaskRef;
-use crate::pipeline::desired::{Subject, create_params};
+use crate::pipeline::desired::{DesiredContainer, Subject, desired_container};
 use crate::pipeline::ownership::{Owner, owner};
-use crate::proxmox::api::CreateLxc;
 use crate::proxmox::auth::Secret;
 use crate::proxmox::types::LxcConfig;
 use crate::proxmox::{ErrorClass, Mutation};
 
 /// The Proxmox parameters the spec asks for (without secrets).
-pub fn desired(run: &Run<'_>, target: &Target, vmid: u32) -> CreateLxc {
-    create_params(
+pub fn desired(run: &Run<'_>, target: &Target, vmid: u32) -> DesiredContainer {
+    desired_container(
         &Subject {
             name: &run.name,
             uid: &run.uid,
@@ -41,7 +40,11 @@ fn conflict(message: String) -> Halt {
 }
 
 /// The container's config, creating the container first when the VMID is free.
-pub async fn create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -> Result<LxcConfig, Halt> {
+pub async fn create(
+    run: &mut Run<'_>,
+    target: &Target,
+    desired: &DesiredContainer,
+) -> Result<LxcConfig, Halt> {
     let vmid = desired.vmid;
     let node = target.pve_node().to_string();
     match target.client.container_config(&node, vmid).await {
@@ -65,12 +68,18 @@ pub async fn create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -> 
                 run.pass(phase::CREATED, "Created", format!("VMID {vmid} on {node}"));
                 Ok(config)
             }
-            Owner::OtherObject(uid) => Err(conflict(format!(
-                "VMID {vmid} on {node} belongs to another LxcContainer (uid {uid}); not touching it"
-            ))),
-            Owner::Foreign => Err(conflict(format!(
-                "VMID {vmid} on {node} is a container lxc-operator did not create; not touching it"
-            ))),
+            Owner::OtherObject(uid) => Err(taken(
+                run,
+                vmid,
+                format!("VMID {vmid} on {node} belongs to another LxcContainer (uid {uid}); not touching it"),
+            )
+            .await),
+            Owner::Foreign => Err(taken(
+                run,
+                vmid,
+                format!("VMID {vmid} on {node} is a container lxc-operator did not create; not touching it"),
+            )
+            .await),
         },
         Err(e) if e.class() == ErrorClass::NotFound => {
             elsewhere(run, target, vmid).await?;
@@ -118,10 +127,41 @@ async fn elsewhere(run: &mut Run<'_>, target: &Target, vmid: u32) -> Result<(), 
             Duration::ZERO,
         ));
     }
-    Err(conflict(format!(
-        "VMID {vmid} is taken by a {} guest on Proxmox node {at} that is not this object's; not touching it",
-        found.kind
-    )))
+    Err(taken(
+        run,
+        vmid,
+        format!(
+            "VMID {vmid} is taken by a {} guest on Proxmox node {at} that is not this object's; not touching it",
+            found.kind
+        ),
+    )
+    .await)
+}
+
+/// The VMID holds someone else's guest. When the operator chose it (no `spec.vmid`) and never
+/// created anything on it, the choice raced with someone: the VMID is given up and another
+/// allocated. Otherwise (`spec.vmid`, or ours was there before) it is a `Conflict`.
+async fn taken(run: &mut Run<'_>, vmid: u32, why: String) -> Halt {
+    if run.ct.spec.vmid.is_some() || run.was(phase::CREATED) || run.status.task.is_some() {
+        return conflict(why);
+    }
+    run.event(
+        EventType::Normal,
+        "VmidTaken",
+        "Create",
+        format!("{why}; allocating another VMID"),
+    )
+    .await;
+    run.status.vmid = None;
+    if let Err(h) = run.save().await {
+        return h;
+    }
+    Halt::wait(
+        phase::VMID_ALLOCATED,
+        "VmidTaken",
+        format!("VMID {vmid} was taken before it could be created; allocating another"),
+        Duration::ZERO,
+    )
 }
 
 async fn secret_value(run: &Run<'_>, r: &SecretKeyRef, field: &str) -> Result<String, Halt> {
@@ -146,13 +186,17 @@ async fn secret_value(run: &Run<'_>, r: &SecretKeyRef, field: &str) -> Result<St
         .map_err(|_| missing(format!("key {} of Secret {} is not UTF-8", r.key, r.name)))
 }
 
-async fn start_create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -> Result<LxcConfig, Halt> {
+async fn start_create(
+    run: &mut Run<'_>,
+    target: &Target,
+    desired: &DesiredContainer,
+) -> Result<LxcConfig, Halt> {
     let vmid = desired.vmid;
     let node = target.pve_node().to_string();
     if desired.features.as_ref().is_some_and(|f| f.needs_root()) && !target.client.is_root_ticket() {
         return Err(root_required(target));
     }
-    let mut create = desired.clone();
+    let mut create = desired.create_request();
     if let Some(r) = run.ct.spec.root_password_secret_ref.clone() {
         let value = secret_value(run, &r, "spec.rootPasswordSecretRef").await?;
         create.password = Some(Secret::new(value));
@@ -193,10 +237,15 @@ async fn start_create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -
         .await
         .map_err(|e| match &e {
             ActError::Call(c) if c.class() == ErrorClass::AlreadyExists => {
-                conflict(format!("VMID {vmid} was taken before it could be created: {c}"))
+                Err(format!("VMID {vmid} was taken before it could be created: {c}"))
             }
-            _ => Halt::acted(phase::CREATED, &e),
-        })?;
+            _ => Ok(Halt::acted(phase::CREATED, &e)),
+        });
+    let upid = match upid {
+        Ok(upid) => upid,
+        Err(Ok(halt)) => return Err(halt),
+        Err(Err(why)) => return Err(taken(run, vmid, why).await),
+    };
     run.status.task = Some(TaskRef {
         upid: upid.to_string(),
         action: "create".into(),

@@ -95,11 +95,18 @@ async fn conclude(
                     .await;
             }
             run.flush().await?;
-            Ok(match h.kind {
-                HaltKind::Wait(d) => Action::requeue(d),
-                _ => Action::requeue(backoff(4)),
-            })
+            let failures = ctx.count_failure(&uid, !matches!(h.kind, HaltKind::Wait(_)));
+            Ok(Action::requeue(retry_after(&h.kind, failures)))
         }
+    }
+}
+
+/// When a deletion that stopped short looks again: a wait when it says, else after a backoff
+/// that grows with each failure in a row, permanent ones (403, protection, invalid) included.
+fn retry_after(kind: &HaltKind, failures: u32) -> Duration {
+    match kind {
+        HaltKind::Wait(d) => *d,
+        _ => backoff(failures),
     }
 }
 
@@ -257,5 +264,25 @@ async fn release_vmid(run: &Run<'_>, node: &ProxmoxNode, vmid: u32) {
         .await
     {
         tracing::warn!(error = %e, vmid, "could not drop the VMID from the cache (the next poll replaces it)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deletion_that_keeps_failing_backs_off_further_each_time() {
+        let wait = Duration::from_secs(2);
+        assert_eq!(retry_after(&HaltKind::Wait(wait), 7), wait, "a wait says when");
+        for kind in [HaltKind::Stalled, HaltKind::Transient, HaltKind::Blocked] {
+            let secs = |n| retry_after(&kind, n).as_secs_f64();
+            assert!((0.8..=1.2).contains(&secs(1)), "{kind:?}");
+            assert!(
+                (12.8..=19.2).contains(&secs(5)),
+                "{kind:?}: permanent refusals back off too"
+            );
+            assert!((240.0..=360.0).contains(&secs(20)), "{kind:?}: capped");
+        }
     }
 }

@@ -7,14 +7,14 @@ use super::run::{Run, phase};
 use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::container::InterfaceAddress;
+use crate::pipeline::desired::DesiredContainer;
 use crate::pipeline::discover::discover as found;
-use crate::proxmox::api::CreateLxc;
 
 /// Records the addresses; waits while a DHCP interface of a running container has none.
 pub async fn discover(
     run: &mut Run<'_>,
     target: &Target,
-    desired: &CreateLxc,
+    desired: &DesiredContainer,
     running: bool,
 ) -> Result<(), Halt> {
     let interfaces = if running {

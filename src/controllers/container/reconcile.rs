@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -23,6 +23,7 @@ use crate::cluster::drift::{ContainerWake, ReadinessChanges};
 use crate::cluster::watches::Watches;
 use crate::controllers::halt::{Halt, HaltKind, backoff};
 use crate::controllers::metered::Metered;
+use crate::controllers::workers::Workers;
 use crate::coordination::container_lock;
 use crate::crd::container::{LxcContainer, PowerState};
 use crate::crd::node::ProxmoxNode;
@@ -37,11 +38,14 @@ const RESYNC: Duration = Duration::from_secs(30 * 60);
 pub struct Reconciler {
     pub ctx: ContainerCtx,
     pub provisioner: Option<Arc<dyn Provisioner>>,
+    /// `--container-concurrency` workers; the rest of the due reconciles queue here.
+    pub workers: Workers,
 }
 
 /// One reconcile of an `LxcContainer`.
 pub async fn reconcile(ct: Arc<LxcContainer>, reconciler: Arc<Reconciler>) -> Result<Action, ContainerError> {
     let (ctx, provisioner) = (&reconciler.ctx, reconciler.provisioner.as_deref());
+    let _slot = reconciler.workers.admit().await;
     let mut metered = Metered::start(ctx.reconcile_metrics.clone(), "LxcContainer");
     let result = match ct.metadata.deletion_timestamp {
         Some(_) => delete::finalize(&ct, ctx, &mut metered).await,
@@ -239,6 +243,7 @@ fn error_policy(_ct: Arc<LxcContainer>, error: &ContainerError, _r: Arc<Reconcil
 /// controller uses.
 pub struct Prepared {
     controller: Controller<LxcContainer>,
+    concurrency: u16,
     /// The containers' watch cache.
     pub store: Store<LxcContainer>,
     /// Hand this to the node controller: it wakes containers whose Proxmox state changed.
@@ -248,8 +253,9 @@ pub struct Prepared {
 /// Builds the controller: containers, plus the nodes and templates they use (a node or
 /// template change wakes the containers waiting on it), plus the node polls' wake-ups.
 pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches) -> Prepared {
-    let controller = Controller::new(Api::<LxcContainer>::all(kube.clone()), watcher::Config::default())
-        .with_config(Config::default().concurrency(concurrency));
+    // kube's runner gets no limit of its own: `Workers` admits `concurrency` reconciles at a
+    // time and counts the rest as the queue.
+    let controller = Controller::new(Api::<LxcContainer>::all(kube.clone()), watcher::Config::default());
     let store = controller.store();
     let (by_node, by_template) = (store.clone(), store.clone());
     let readiness = ReadinessChanges::default();
@@ -292,6 +298,7 @@ pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches) -> Prepa
         .reconcile_on(woken);
     Prepared {
         controller,
+        concurrency,
         wake: ContainerWake {
             containers: store.clone(),
             sender,
@@ -313,7 +320,11 @@ impl Prepared {
             self.controller,
             reconcile,
             error_policy,
-            Reconciler { ctx, provisioner },
+            Reconciler {
+                workers: Workers::new(self.concurrency, "LxcContainer", ctx.reconcile_metrics.clone()),
+                ctx,
+                provisioner,
+            },
             shutdown,
         )
         .await;

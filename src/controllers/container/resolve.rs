@@ -9,7 +9,7 @@ use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::node::ProxmoxNode;
 use crate::crd::template::LxcTemplate;
-use crate::pipeline::desired::{DEFAULT_MEMORY_MIB, Subject, create_params, memory_mib};
+use crate::pipeline::desired::{DEFAULT_MEMORY_MIB, Subject, desired_container, memory_mib};
 use crate::pipeline::place::{Candidate, choose};
 use crate::pipeline::policy::{self, PolicyDenied};
 use crate::pipeline::resolve::{Blocked, check_node, check_template};
@@ -78,7 +78,11 @@ fn admit(run: &Run<'_>, node: &ProxmoxNode, template: &LxcTemplate) -> Result<()
         template: &template.spec,
         node: &node.spec,
     };
-    policy::check(&node.name_any(), &node.spec.policy, &create_params(&subject, 0))
+    policy::check(
+        &node.name_any(),
+        &node.spec.policy,
+        &desired_container(&subject, 0),
+    )
 }
 
 /// Chooses a node for a container with a `nodeSelector` and records it before anything else.

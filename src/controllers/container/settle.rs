@@ -25,6 +25,14 @@ pub fn condition_of(action: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// When to ask again about a task found running for the `polls`th time: every second for its
+/// first seconds (most tasks end there), then doubling up to 10 s, so a long task (a big
+/// migration, a slow storage) costs a few calls a minute, not one a second.
+pub fn poll_delay(polls: u32) -> Duration {
+    let doublings = polls.saturating_sub(3).min(4);
+    Duration::from_secs((1u64 << doublings).min(10))
+}
+
 /// Checks the task in status, if any: `Ok` once none runs (a finished one is cleared).
 pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Halt> {
     let Some(task) = run.status.task.clone() else {
@@ -36,12 +44,22 @@ pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Hal
         return Ok(());
     };
     match client.check_task(&upid).await {
-        Ok(TaskState::Running) => Err(Halt::wait(
-            condition,
-            waiting,
-            format!("task {} is running", task.upid),
-            Duration::from_secs(1),
-        )),
+        Ok(TaskState::Running) => {
+            let mut polls = 0;
+            run.ctx.remember(&run.uid, |m| {
+                polls = match &m.polls {
+                    Some((u, n)) if *u == task.upid => n + 1,
+                    _ => 1,
+                };
+                m.polls = Some((task.upid.clone(), polls));
+            });
+            Err(Halt::wait(
+                condition,
+                waiting,
+                format!("task {} is running", task.upid),
+                poll_delay(polls),
+            ))
+        }
         Ok(TaskState::Succeeded) => {
             run.status.task = None;
             match task.action.as_str() {
@@ -112,4 +130,15 @@ pub async fn track(
         format!("{what} (task {upid})"),
         Duration::from_secs(1),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_task_is_asked_about_less_and_less_often() {
+        let secs: Vec<u64> = (1..=9).map(|n| poll_delay(n).as_secs()).collect();
+        assert_eq!(secs, [1, 1, 1, 2, 4, 8, 10, 10, 10]);
+    }
 }

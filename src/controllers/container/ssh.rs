@@ -228,24 +228,58 @@ impl Provisioner for SshProvisioner {
         let mut data = BTreeMap::new();
         for (service, creds) in &found.credentials {
             for (key, value) in creds.expose() {
-                data.insert(format!("{service}.{key}"), value.clone());
+                data.insert(secret_key(service, key), value.clone());
             }
         }
         let name = format!("{}-credentials", run.name);
-        write_credentials(run, &name, data)
-            .await
-            .map_err(|e| Halt::kube(phase::DISCOVERED, &e))?;
+        write_credentials(run, &name, data).await?;
         run.status.credentials_secret_ref = Some(LocalObjectRef { name });
         Ok(())
     }
 }
 
-/// Writes the credentials Secret, owned by the container (garbage-collected with it).
-async fn write_credentials(
-    run: &Run<'_>,
-    name: &str,
-    data: BTreeMap<String, String>,
-) -> Result<(), kube::Error> {
+/// A valid Secret key (`[-._a-zA-Z0-9]+`) for a service's variable: unit names carry `@` and
+/// `:`, which become `_`.
+pub fn secret_key(service: &str, var: &str) -> String {
+    format!("{service}.{var}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes the credentials Secret, owned by the container (garbage-collected with it). A Secret
+/// of that name someone else owns is never taken over: `SecretConflict`.
+async fn write_credentials(run: &Run<'_>, name: &str, data: BTreeMap<String, String>) -> Result<(), Halt> {
+    let api = Api::<KubeSecret>::namespaced(run.ctx.kube.clone(), &run.namespace);
+    let existing = api
+        .get_metadata_opt(name)
+        .await
+        .map_err(|e| Halt::kube(phase::DISCOVERED, &e))?;
+    if let Some(existing) = existing {
+        let ours = existing
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == run.uid && o.controller == Some(true));
+        if !ours {
+            return Err(Halt::new(
+                phase::DISCOVERED,
+                "SecretConflict",
+                format!(
+                    "Secret {name} exists and is not owned by this LxcContainer; not overwriting it \
+                     (delete or rename it to let the operator write the credentials)"
+                ),
+                HaltKind::Stalled,
+            ));
+        }
+    }
     let owner = OwnerReference {
         api_version: "lxc.infrahaus.dev/v1alpha1".into(),
         kind: "LxcContainer".into(),
@@ -260,7 +294,6 @@ async fn write_credentials(
                      "labels": {"app.kubernetes.io/managed-by": "lxc-operator"}},
         "type": "Opaque", "stringData": data
     });
-    let api = Api::<KubeSecret>::namespaced(run.ctx.kube.clone(), &run.namespace);
     api.patch(
         name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -268,7 +301,22 @@ async fn write_credentials(
     )
     .await
     .map(|_| ())
+    .map_err(|e| Halt::kube(phase::DISCOVERED, &e))
 }
 
 /// How often a Ready container's declared services are looked at again.
 pub const SERVICE_REFRESH: Duration = Duration::from_secs(300);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_keys_are_valid_secret_keys() {
+        assert_eq!(secret_key("postgresql", "PASSWORD"), "postgresql.PASSWORD");
+        assert_eq!(secret_key("getty@tty1.service", "A:B"), "getty_tty1.service.A_B");
+        let valid =
+            |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        assert!(valid(&secret_key("a b/c@d:e", "ü$x")));
+    }
+}

@@ -1,5 +1,5 @@
 //! One accept and one deny per rule, on requests built the way the controller builds them
-//! (`desired::create_params`), plus hand-made volumes the spec cannot express yet.
+//! (`desired::desired_container`), plus hand-made volumes the spec cannot express yet.
 
 use serde_json::{Value, json};
 
@@ -7,11 +7,11 @@ use super::*;
 use crate::crd::container::LxcContainerSpec;
 use crate::crd::node::ProxmoxNodeSpec;
 use crate::crd::template::LxcTemplateSpec;
-use crate::pipeline::desired::{Subject, create_params};
+use crate::pipeline::desired::{Subject, desired_container};
 
 /// The create request for a container `spec` (merged over a minimal one) from a template
 /// with `template_defaults`, on a node whose defaults are bridge `vmbr0`, storage `local-lvm`.
-fn request_from(spec: Value, template_defaults: Value) -> CreateLxc {
+fn request_from(spec: Value, template_defaults: Value) -> DesiredContainer {
     let mut base = json!({"nodeRef": "pve1", "templateRef": "t", "network": [{"name": "eth0"}]});
     for (k, v) in spec.as_object().unwrap() {
         base[k] = v.clone();
@@ -27,7 +27,7 @@ fn request_from(spec: Value, template_defaults: Value) -> CreateLxc {
         "credentialsSecretRef": {"name": "c", "namespace": "n"}
     }))
     .unwrap();
-    create_params(
+    desired_container(
         &Subject {
             name: "web-1",
             uid: "u1",
@@ -39,7 +39,7 @@ fn request_from(spec: Value, template_defaults: Value) -> CreateLxc {
     )
 }
 
-fn request(spec: Value) -> CreateLxc {
+fn request(spec: Value) -> DesiredContainer {
     request_from(spec, json!({}))
 }
 
@@ -48,11 +48,11 @@ fn policy(v: Value) -> NodePolicy {
     serde_json::from_value(v).unwrap()
 }
 
-fn denied(policy: &NodePolicy, desired: &CreateLxc) -> PolicyDenied {
+fn denied(policy: &NodePolicy, desired: &DesiredContainer) -> PolicyDenied {
     check("pve1", policy, desired).expect_err("the policy should deny this request")
 }
 
-fn allowed(policy: &NodePolicy, desired: &CreateLxc) {
+fn allowed(policy: &NodePolicy, desired: &DesiredContainer) {
     if let Err(e) = check("pve1", policy, desired) {
         panic!("the policy should allow this request, but: {e}");
     }
@@ -273,7 +273,7 @@ fn pools_are_free_while_unset_and_listed_once_set() {
 }
 
 /// A request with one extra mount point whose volume is `volume` (a bind or device mount).
-fn with_mount(volume: &str) -> CreateLxc {
+fn with_mount(volume: &str) -> DesiredContainer {
     let mut desired = request(json!({}));
     desired.mount_points.push(Volume {
         volume: volume.into(),

@@ -25,6 +25,8 @@ pub struct ResolvedScript {
     pub timeout_seconds: i32,
     pub env: Vec<EnvVar>,
     pub content: Vec<u8>,
+    /// Whether a failure's output may be kept (redacted); not part of the digest.
+    pub record_output: bool,
 }
 
 /// Everything provisioning does, in order: files, packages per manager, scripts.
@@ -164,6 +166,7 @@ mod tests {
                     value: "1".into(),
                 }],
                 content: b"echo hi\n".to_vec(),
+                record_output: false,
             }],
         }
     }

@@ -203,6 +203,7 @@ pub async fn resolve(
             timeout_seconds: s.timeout_seconds,
             env: s.env.clone(),
             content: content(client, &s.content, &s.content_from, scope, &field).await?,
+            record_output: s.record_output,
         });
     }
     Ok(out)

@@ -121,6 +121,7 @@ fn script(name: &str, text: &str) -> ResolvedScript {
             value: "hello $(world)".into(),
         }],
         content: text.as_bytes().to_vec(),
+        record_output: true,
     }
 }
 
@@ -286,6 +287,41 @@ async fn a_failing_step_stops_the_run_and_names_step_code_and_tail() {
         t.programs_run().last().unwrap(),
         "/bin/sh",
         "script:two never ran"
+    );
+}
+
+#[tokio::test]
+async fn a_script_output_is_kept_only_when_the_script_opts_in() {
+    let t = Fake {
+        programs: vec!["apt-get"],
+        fail: Some(("/bin/sh", 1, "user created\nROOT_PASSWORD=Gen-8812-pw\n")),
+        ..Fake::default()
+    };
+    let mut quiet = sample();
+    quiet.scripts[0].record_output = false;
+    let failure = provision(&t, &quiet, &[], &ProvisionOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(failure.contains("output not recorded"), "{failure}");
+    assert!(
+        !failure.contains("user created") && !failure.contains("Gen-8812"),
+        "{failure}"
+    );
+
+    let t = Fake {
+        programs: vec!["apt-get"],
+        fail: Some(("/bin/sh", 1, "user created\nROOT_PASSWORD=Gen-8812-pw\n")),
+        ..Fake::default()
+    };
+    let failure = provision(&t, &sample(), &[], &ProvisionOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(failure.contains("user created"), "{failure}");
+    assert!(
+        failure.contains("ROOT_PASSWORD=<redacted>") && !failure.contains("Gen-8812"),
+        "{failure}"
     );
 }
 
