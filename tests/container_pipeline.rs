@@ -395,6 +395,74 @@ async fn a_chosen_vmid_taken_before_the_create_is_given_up_for_another() {
 }
 
 #[tokio::test]
+async fn nodes_of_one_cluster_share_one_vmid_space_whatever_their_endpoint() {
+    let w = World::new("onespace", &["pve1", "pve2"], |c| c).await;
+    // A second way into the same cluster: another endpoint (same server, other host name).
+    let other = w.sim.url().replace("127.0.0.1", "localhost");
+    assert_ne!(other, w.sim.url());
+    let third = format!("{}-pve2-b", w.ns);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "ProxmoxNode",
+            "metadata": {"name": third},
+            "spec": {"endpoint": other, "nodeName": "pve2", "pollIntervalSeconds": 5,
+                     "credentialsSecretRef": {"name": "token", "namespace": w.ns},
+                     "tls": {"fingerprintSha256": w.sim.fingerprint_sha256()},
+                     "vmidRange": {"min": 200, "max": 299}}}),
+    )
+    .await;
+    let nodes = kube::Api::<lxc_operator::crd::ProxmoxNode>::all(w.kube.clone());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut spaces = Vec::new();
+        for n in [&w.nodes[0], &third] {
+            spaces.push(nodes.get(n).await.unwrap().status.and_then(|s| s.cluster_name));
+        }
+        if spaces.iter().all(|s| s.as_deref() == Some("pve-sim")) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cluster names: {spaces:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Allocations through both endpoints at once share one lock: no two pick one VMID.
+    let names: Vec<String> = (0..8).map(|i| format!("ct-{i}")).collect();
+    futures::future::join_all(names.iter().enumerate().map(|(i, n)| {
+        let node = if i % 2 == 0 {
+            w.nodes[0].clone()
+        } else {
+            third.clone()
+        };
+        w.container(n, json!({"nodeRef": node}))
+    }))
+    .await;
+    let mut vmids = std::collections::BTreeSet::new();
+    for n in &names {
+        vmids.insert(vmid(&w.ready(n).await));
+    }
+    assert_eq!(vmids.len(), names.len(), "distinct VMIDs: {vmids:?}");
+    let refused = w
+        .sim
+        .admin()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/lxc") && r.status != 200)
+        .count();
+    assert_eq!(
+        refused, 0,
+        "no create refused on a VMID taken through the other endpoint"
+    );
+    for n in &names {
+        assert!(
+            w.events(n).await.iter().all(|(r, _)| r != "VmidTaken"),
+            "{n} lost no race"
+        );
+    }
+}
+
+#[tokio::test]
 async fn twenty_containers_over_three_nodes_get_distinct_vmids() {
     let w = World::new("many", &["pve1", "pve2", "pve3"], |c| c).await;
     let selector = json!({"site": w.ns});

@@ -292,3 +292,15 @@ pub struct StorageCapacity {
     /// Used bytes.
     pub used_bytes: i64,
 }
+
+impl ProxmoxNode {
+    /// The VMID space the node is in, shared by every ProxmoxNode of one Proxmox cluster
+    /// whatever endpoint reaches it: the cluster's name from the last probe (the node's own
+    /// name when standalone), else the endpoint. Keys the allocation lock and the VMID cache.
+    pub fn vmid_space(&self) -> String {
+        self.status
+            .as_ref()
+            .and_then(|s| s.cluster_name.clone())
+            .unwrap_or_else(|| self.spec.endpoint.clone())
+    }
+}

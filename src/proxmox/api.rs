@@ -29,6 +29,18 @@ impl ProxmoxClient {
             .await
     }
 
+    /// `GET /cluster/status`: the cluster and its nodes.
+    pub async fn cluster_status(&self) -> Result<Vec<ClusterStatusEntry>, Error> {
+        self.call(
+            "get cluster status",
+            Method::GET,
+            "/cluster/status",
+            Vec::new(),
+            CallKind::Read,
+        )
+        .await
+    }
+
     /// `GET /cluster/resources?type=...` (`vm`, `storage`, `node`).
     pub async fn cluster_resources(&self, kind: Option<&str>) -> Result<Vec<ClusterResource>, Error> {
         let params = kind

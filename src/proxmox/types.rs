@@ -80,6 +80,27 @@ pub struct CpuInfo {
     pub cpus: Option<u64>,
 }
 
+/// One entry of `GET /cluster/status`: the cluster (`type` `cluster`) or a node.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ClusterStatusEntry {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    /// The node answering (node entries).
+    #[serde(default, deserialize_with = "flexible_bool")]
+    pub local: bool,
+}
+
+/// The name of the VMID space `entries` describe: the cluster's name, or the answering node's
+/// when it stands alone (PVE lists no `cluster` entry then).
+pub fn cluster_name(entries: &[ClusterStatusEntry]) -> Option<String> {
+    entries
+        .iter()
+        .find(|e| e.kind == "cluster")
+        .or_else(|| entries.iter().find(|e| e.kind == "node" && e.local))
+        .map(|e| e.name.clone())
+}
+
 /// One entry of `GET /cluster/resources`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct ClusterResource {
@@ -285,5 +306,22 @@ mod tests {
         assert_eq!(r.vmid, Some(100));
         assert!(r.template);
         assert_eq!(r.maxmem, Some(536_870_912));
+    }
+
+    #[test]
+    fn the_vmid_space_is_the_cluster_or_the_standalone_node() {
+        let entries: Vec<ClusterStatusEntry> = serde_json::from_value(serde_json::json!([
+            {"type": "cluster", "id": "cluster", "name": "prod", "nodes": 2, "quorate": 1},
+            {"type": "node", "id": "node/a", "name": "a", "local": 0},
+            {"type": "node", "id": "node/b", "name": "b", "local": 1}
+        ]))
+        .unwrap();
+        assert_eq!(cluster_name(&entries).as_deref(), Some("prod"));
+        assert_eq!(
+            cluster_name(&entries[1..]).as_deref(),
+            Some("b"),
+            "standalone: the local node"
+        );
+        assert_eq!(cluster_name(&entries[1..2]), None);
     }
 }

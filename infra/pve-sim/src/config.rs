@@ -34,6 +34,8 @@ pub struct Config {
     pub tls_key_pem: Option<PathBuf>,
     pub version: String,
     pub faults: FaultConfig,
+    /// The corosync cluster's name (`GET /cluster/status` lists it); `None`: a standalone node.
+    pub cluster_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -267,6 +269,8 @@ impl Config {
             tls_key_pem: None,
             version: "9.1.2".into(),
             faults: FaultConfig::default(),
+            // More than one node is a cluster; one node is standalone.
+            cluster_name: (nodes.len() > 1).then(|| "pve-sim".to_string()),
         }
     }
 

@@ -275,5 +275,6 @@ fn check_perm(sim: &Sim, perm: Perm, id: &Identity, params: &Params) -> Result<(
         Perm::Storage(p) => perms::check_all(cfg, id, &format!("/storage/{}", param("storage")), p),
         Perm::StorageAny(p) => perms::check_any(cfg, id, &format!("/storage/{}", param("storage")), p),
         Perm::Node(p) => perms::check_all(cfg, id, &format!("/nodes/{}", param("node")), p),
+        Perm::Root(p) => perms::check_all(cfg, id, "/", p),
     }
 }

@@ -25,6 +25,8 @@ pub enum Perm {
     StorageAny(&'static [&'static str]),
     /// All of these on `/nodes/{node}`.
     Node(&'static [&'static str]),
+    /// All of these on `/`.
+    Root(&'static [&'static str]),
 }
 
 pub struct Route {
@@ -101,6 +103,7 @@ pub static ROUTES: &[Route] = &[
     route!("GET" "/nodes", cluster::nodes, Perm::Any, &[]),
     route!("GET" "/nodes/{node}/status", cluster::node_status, Perm::Node(&["Sys.Audit"]), &[NODE]),
     route!("GET" "/cluster/resources", cluster::resources, Perm::Any, &[&["type:enum(vm|storage|node|sdn)"]]),
+    route!("GET" "/cluster/status", cluster::status, Perm::Root(&["Sys.Audit"]), &[]),
     route!("GET" "/cluster/nextid", cluster::nextid, Perm::Any, &[&["vmid:int[100,999999999] fmt=pve-vmid"]]),
     route!("GET" "/nodes/{node}/storage", storage::list, Perm::Any, &[NODE, &[
         "content:str fmt=pve-storage-content-list",

@@ -278,6 +278,7 @@ async fn main_get_answers_match_the_schema_returns() {
         ("/nodes", "/nodes".into()),
         ("/nodes/{node}/status", "/nodes/pve/status".into()),
         ("/cluster/resources", "/cluster/resources".into()),
+        ("/cluster/status", "/cluster/status".into()),
         ("/nodes/{node}/storage", "/nodes/pve/storage".into()),
         (
             "/nodes/{node}/storage/{storage}/content",

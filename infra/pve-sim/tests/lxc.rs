@@ -347,3 +347,37 @@ async fn locks_while_tasks_run_and_injected_task_failures() {
         (400, &serde_json::json!("unable to parse worker upid"))
     );
 }
+
+#[tokio::test]
+async fn cluster_status_names_the_cluster_or_only_the_standalone_node() {
+    let sim = start(&["pve1", "pve2"]).await;
+    let st = Client::token(&sim).get_ok("/cluster/status").await;
+    let entries = st.as_array().unwrap();
+    assert_eq!(
+        (
+            entries[0]["type"].as_str(),
+            entries[0]["name"].as_str(),
+            entries[0]["nodes"].as_u64()
+        ),
+        (Some("cluster"), Some("pve-sim"), Some(2))
+    );
+    let locals: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["type"] == "node" && e["local"] == 1)
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(locals, ["pve1"], "one node answers");
+
+    let single = start(&["solo"]).await;
+    let st = Client::token(&single).get_ok("/cluster/status").await;
+    let entries = st.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{st}");
+    assert_eq!(
+        (
+            entries[0]["type"].as_str(),
+            entries[0]["name"].as_str(),
+            entries[0]["local"].as_u64()
+        ),
+        (Some("node"), Some("solo"), Some(1))
+    );
+}

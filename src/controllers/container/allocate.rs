@@ -51,7 +51,8 @@ pub async fn allocate(run: &mut Run<'_>, target: &Target) -> Result<u32, Halt> {
         run.pass(phase::VMID_ALLOCATED, "Allocated", format!("VMID {vmid}"));
         return Ok(vmid as u32);
     }
-    let cluster = target.node.spec.endpoint.clone();
+    // One lock and one VMID cache per Proxmox cluster, whichever endpoint reaches it.
+    let cluster = target.node.vmid_space();
     let Some(lock) = run
         .ctx
         .coordinator

@@ -104,7 +104,7 @@ async fn elsewhere(run: &mut Run<'_>, target: &Target, vmid: u32) -> Result<(), 
     let nodes = run.ctx.stores.nodes.state();
     let ours = nodes
         .iter()
-        .find(|n| n.spec.endpoint == target.node.spec.endpoint && n.spec.node_name == at);
+        .find(|n| n.vmid_space() == target.node.vmid_space() && n.spec.node_name == at);
     if found.kind == "lxc"
         && let Some(node) = ours
         && let Ok(config) = target.client.container_config(&at, vmid).await

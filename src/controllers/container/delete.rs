@@ -246,7 +246,7 @@ async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
 }
 
 async fn release_vmid(run: &Run<'_>, node: &ProxmoxNode, vmid: u32) {
-    let cluster = &node.spec.endpoint;
+    let cluster = &node.vmid_space();
     if let Some(set) = run
         .ctx
         .reserved

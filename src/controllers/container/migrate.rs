@@ -26,14 +26,14 @@ pub async fn migrate(run: &mut Run<'_>, target: &Target) -> Result<(), Halt> {
     let Some(dest) = dest else {
         unreachable!("checked above")
     };
-    if dest.spec.endpoint != target.node.spec.endpoint {
+    if dest.vmid_space() != target.node.vmid_space() {
         return Err(Halt::new(
             phase::PLACED,
             "CrossClusterMove",
             format!(
                 "ProxmoxNode {want} is in another Proxmox cluster ({}); a container moves only \
                  inside its cluster — delete and recreate it to move it",
-                dest.spec.endpoint
+                dest.vmid_space()
             ),
             HaltKind::Stalled,
         ));

@@ -9,7 +9,10 @@ use crate::crd::node::ProxmoxNode;
 /// The observation a probe gives (pure).
 pub fn observation(node: &ProxmoxNode, probe: &Probe) -> NodeObservation {
     NodeObservation {
-        cluster: node.spec.endpoint.clone(),
+        cluster: probe
+            .cluster
+            .clone()
+            .unwrap_or_else(|| node.spec.endpoint.clone()),
         containers: probe
             .containers_on(&node.spec.node_name)
             .filter_map(ObservedContainer::from_resource)

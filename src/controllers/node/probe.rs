@@ -1,10 +1,10 @@
 //! One probe of a node: connect with its credentials (the client is cached), then version,
-//! node status, storages and the cluster's guests in one bulk read.
+//! node status, storages, the cluster's name and the cluster's guests in one bulk read.
 
 use crate::cluster::Shared;
 use crate::cluster::clients::ConnectError;
 use crate::crd::node::ProxmoxNode;
-use crate::proxmox::types::{ClusterResource, NodeStatus, StorageEntry, Version};
+use crate::proxmox::types::{ClusterResource, NodeStatus, StorageEntry, Version, cluster_name};
 use crate::proxmox::{Error, ErrorClass, ProxmoxClient};
 
 /// What a successful probe saw.
@@ -15,6 +15,9 @@ pub struct Probe {
     pub storages: Vec<StorageEntry>,
     /// Every guest of the cluster (`/cluster/resources?type=vm`).
     pub guests: Vec<ClusterResource>,
+    /// The VMID space: the cluster's name, or the node's when it stands alone (`None` when the
+    /// credentials may not read `/cluster/status`).
+    pub cluster: Option<String>,
 }
 
 impl Probe {
@@ -38,7 +41,7 @@ pub enum ProbeError {
     NodeOffline(Error),
 }
 
-/// Reads everything the node's status needs: 4 GETs, whatever the number of containers.
+/// Reads everything the node's status needs: 5 GETs, whatever the number of containers.
 pub async fn probe(client: &ProxmoxClient, node: &str) -> Result<Probe, ProbeError> {
     let version = client.version().await?;
     let status = client.node_status(node).await.map_err(|e| match e.class() {
@@ -46,12 +49,19 @@ pub async fn probe(client: &ProxmoxClient, node: &str) -> Result<Probe, ProbeErr
         _ => ProbeError::Proxmox(e),
     })?;
     let storages = client.storages(node, None).await?;
+    let cluster = match client.cluster_status().await {
+        Ok(entries) => cluster_name(&entries),
+        // Sys.Audit on `/` missing: the endpoint stands for the cluster.
+        Err(e) if e.class() == ErrorClass::Forbidden => None,
+        Err(e) => return Err(e.into()),
+    };
     let guests = client.cluster_resources(Some("vm")).await?;
     Ok(Probe {
         version,
         status,
         storages,
         guests,
+        cluster,
     })
 }
 

@@ -115,7 +115,7 @@ pub fn next_status(
     status.observed_generation = generation;
     if let Ok(p) = outcome {
         status.pve_version = Some(p.version.version.clone());
-        status.cluster_name = Some(node.spec.endpoint.clone());
+        status.cluster_name = Some(p.cluster.clone().unwrap_or_else(|| node.spec.endpoint.clone()));
         status.container_count = Some(p.containers_on(&node.spec.node_name).count() as i64);
         status.capacity = Some(NodeCapacity {
             cpus: p.status.cpuinfo.cpus.unwrap_or_default() as i64,

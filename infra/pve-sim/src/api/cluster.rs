@@ -1,5 +1,5 @@
 //! Cluster-wide endpoints: `/version`, `/nodes`, `/nodes/{node}/status`, `/cluster/resources`,
-//! `/cluster/nextid`.
+//! `/cluster/status`, `/cluster/nextid`.
 
 use super::ct_status;
 use crate::error::{ApiError, ApiResult};
@@ -118,6 +118,30 @@ pub fn resources(ctx: &Ctx) -> ApiResult<Reply> {
         for name in st.nodes.keys() {
             out.push(json!({"id": format!("sdn/{name}/localnetwork"), "type": "sdn", "sdn": "localnetwork", "node": name, "status": "ok"}));
         }
+    }
+    Ok(Value::Array(out).into())
+}
+
+/// `GET /cluster/status`: a `cluster` entry when the nodes form one (PVE's `Cluster.pm`:
+/// name, node count, quorate, config version), then one `node` entry each; the first node is
+/// the one answering (`local`). A standalone node lists only itself.
+pub fn status(ctx: &Ctx) -> ApiResult<Reply> {
+    let st = ctx.sim.state();
+    let mut out = Vec::new();
+    if let Some(name) = &ctx.sim.cfg.cluster_name {
+        let online = st.nodes.values().filter(|n| n.online).count();
+        out.push(json!({
+            "type": "cluster", "id": "cluster", "name": name, "nodes": st.nodes.len(),
+            "quorate": u8::from(online * 2 > st.nodes.len()), "version": 3,
+        }));
+    }
+    let local = ctx.sim.cfg.nodes.first().map(|n| n.name.as_str());
+    for (i, (name, n)) in st.nodes.iter().enumerate() {
+        out.push(json!({
+            "type": "node", "id": format!("node/{name}"), "name": name, "nodeid": i + 1,
+            "ip": format!("192.0.2.{}", i + 10), "online": u8::from(n.online),
+            "local": u8::from(Some(name.as_str()) == local), "level": "",
+        }));
     }
     Ok(Value::Array(out).into())
 }
