@@ -554,3 +554,65 @@ async fn a_changed_host_key_is_refused_and_named() {
         "nothing pushed"
     );
 }
+
+#[tokio::test]
+async fn a_step_that_keeps_failing_is_given_up_after_five_tries_and_runs_in_the_background() {
+    let (w, roots) = World::with_ssh("giveup", None).await;
+    let template = format!("{}-flaky", w.ns);
+    let apply_template = |script: &str| {
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate", "metadata": {"name": template},
+               "spec": {"osTemplate": {"volid": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+                        "scripts": [{"name": "flaky", "content": script}]}})
+    };
+    // A slow first run: the reconcile that starts it returns while it runs.
+    support::apply(
+        &w.kube,
+        apply_template("echo run >> \"$PCT_ROOT/var/log/flaky.runs\"\nsleep 4\nexit 3\n"),
+    )
+    .await;
+    w.container("flaky", json!({"nodeRef": w.nodes[0], "templateRef": template}))
+        .await;
+    w.wait("flaky", "say its steps run in the background", 60, |ct| {
+        reason(ct, "Provisioned").as_deref() == Some("Provisioning")
+    })
+    .await;
+    let ct = w
+        .wait("flaky", "give the step up", 150, |ct| {
+            reason(ct, "Stalled").as_deref() == Some("StepFailed")
+        })
+        .await;
+    let cond = ct
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Provisioned")
+        .unwrap()
+        .clone();
+    assert!(
+        cond.message.contains("failed 5 times in a row"),
+        "{}",
+        cond.message
+    );
+    let runs_file = roots.join(vmid(&ct).to_string()).join("var/log/flaky.runs");
+    let runs = || {
+        std::fs::read_to_string(&runs_file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(runs(), 5);
+    // Given up: no sixth try, whatever wakes it.
+    w.patch_spec("flaky", json!({"description": "poke"})).await;
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    assert_eq!(runs(), 5, "not run again while unchanged");
+    // A changed step is tried again, and goes through.
+    support::apply(
+        &w.kube,
+        apply_template("echo run >> \"$PCT_ROOT/var/log/flaky.runs\"\n"),
+    )
+    .await;
+    w.ready("flaky").await;
+    assert_eq!(runs(), 6);
+}

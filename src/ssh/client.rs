@@ -132,17 +132,18 @@ impl SshHost {
         stdin: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<ExecOutput, Error> {
-        let _permit = self
-            .sessions
-            .acquire()
-            .await
-            .expect("the session semaphore is never closed");
+        // The wait for a session slot and a reconnect count inside the deadline: a step never
+        // waits longer than its own timeout, and until the command is sent nothing ran.
         let deadline = tokio::time::Instant::now() + timeout;
         let timed_out = || Error::Timeout {
             host: self.config.host.clone(),
             operation: operation.to_string(),
             after: timeout,
         };
+        let _permit = tokio::time::timeout_at(deadline, self.sessions.acquire())
+            .await
+            .map_err(|_| timed_out())?
+            .expect("the session semaphore is never closed");
         let channel = tokio::time::timeout_at(deadline, self.open_channel(operation))
             .await
             .map_err(|_| timed_out())??;

@@ -176,3 +176,33 @@ while [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(cut -d' ' -f4 /proc/$p/stat); d
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(format!("{dir_text}.counts"));
 }
+
+#[tokio::test]
+async fn the_wait_for_a_session_counts_inside_the_deadline() {
+    let sshd = test_world::sshd();
+    let key = ClientKey::from_text(&std::fs::read(&sshd.client_key).unwrap()).unwrap();
+    let host = std::sync::Arc::new(SshHost::new(sshd_config(1), key));
+    let marker = std::env::temp_dir().join(format!("lxc-ssh-wait-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let busy = {
+        let host = host.clone();
+        tokio::spawn(async move { host.exec(&["sleep", "3"], None, Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let e = host
+        .exec(&["touch", marker.to_str().unwrap()], None, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "gave up at its own deadline, not after the busy session: {:?}",
+        started.elapsed()
+    );
+    assert!(busy.await.unwrap().unwrap().success());
+    assert!(
+        !marker.exists(),
+        "a command that timed out waiting was never sent"
+    );
+}

@@ -256,7 +256,14 @@ async fn locks_while_tasks_run_and_injected_task_failures() {
         .await;
     assert_eq!(st["status"], "running");
     assert!(st.get("exitstatus").is_none());
-    assert_eq!(tok.get_ok("/nodes/pve/lxc/200/config").await["lock"], "create");
+    let creating = tok.get_ok("/nodes/pve/lxc/200/config").await;
+    assert_eq!(creating["lock"], "create");
+    let keys: Vec<&String> = creating.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["digest", "lock"],
+        "only the lock until vzcreate ends: {creating}"
+    );
     let (s, v, _) = tok.call("POST", "/nodes/pve/lxc/200/status/start", &[]).await;
     assert_eq!((s, v["message"].as_str()), (500, Some("CT is locked (create)\n")));
     let (s, v, _) = tok
@@ -264,11 +271,11 @@ async fn locks_while_tasks_run_and_injected_task_failures() {
         .await;
     assert_eq!((s, v["message"].as_str()), (500, Some("CT is locked (create)\n")));
     assert_eq!(tok.wait(&upid).await, "OK");
+    let created = tok.get_ok("/nodes/pve/lxc/200/config").await;
+    assert!(created.get("lock").is_none());
     assert!(
-        tok.get_ok("/nodes/pve/lxc/200/config")
-            .await
-            .get("lock")
-            .is_none()
+        created.get("rootfs").is_some(),
+        "the real config once it ended: {created}"
     );
 
     // A start task holds the config lock file: a second action times out on it.

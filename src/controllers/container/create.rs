@@ -49,7 +49,10 @@ pub async fn create(
     let node = target.pve_node().to_string();
     match target.client.container_config(&node, vmid).await {
         Ok(config) => match owner(config.get("tags"), config.get("description"), &run.uid) {
-            Owner::This if config.lock() == Some("create") => Err(Halt::wait(
+            // Proxmox writes a config holding only `lock: create` when a create starts and the
+            // real one when it ends: a create in flight (ours after a crash lost its UPID, or
+            // anyone's) is waited out, never judged, re-created or given up.
+            Owner::This | Owner::Foreign if config.lock() == Some("create") => Err(Halt::wait(
                 phase::CREATED,
                 "Creating",
                 format!("VMID {vmid} is being created"),

@@ -32,4 +32,7 @@ pub trait Provisioner: Send + Sync {
         vmid: u32,
         services: &[ServiceSpec],
     ) -> Result<(), Halt>;
+
+    /// Stops work still running for the container `uid` (it is being deleted).
+    fn cancel(&self, _uid: &str) {}
 }

@@ -48,7 +48,13 @@ pub async fn reconcile(ct: Arc<LxcContainer>, reconciler: Arc<Reconciler>) -> Re
     let _slot = reconciler.workers.admit().await;
     let mut metered = Metered::start(ctx.reconcile_metrics.clone(), "LxcContainer");
     let result = match ct.metadata.deletion_timestamp {
-        Some(_) => delete::finalize(&ct, ctx, &mut metered).await,
+        Some(_) => {
+            // Provisioning still running in the background stops: the container goes.
+            if let Some(p) = provisioner {
+                p.cancel(ct.metadata.uid.as_deref().unwrap_or_default());
+            }
+            delete::finalize(&ct, ctx, &mut metered).await
+        }
         None => reconcile_live(&ct, ctx, provisioner, &mut metered).await,
     };
     if result.is_err() {
@@ -83,10 +89,15 @@ async fn reconcile_live(
             return finish(Run::new(ct, ctx, None), Err(halt), metered).await;
         }
     };
+    let lock = Arc::new(lock);
     let mut run = Run::new(ct, ctx, Some(&lock));
+    run.lock_handle = Some(lock.clone());
     let result = walk(&mut run, provisioner).await;
     let action = finish(run, result, metered).await;
-    if let Err(e) = lock.release().await {
+    // Background provisioning may still hold the lock: then it releases it when it ends.
+    if let Ok(lock) = Arc::try_unwrap(lock)
+        && let Err(e) = lock.release().await
+    {
         tracing::warn!(error = %e, "could not release the container lock (it expires)");
     }
     action

@@ -49,6 +49,9 @@ pub struct Run<'a> {
     written: Option<LxcContainerStatus>,
     /// Acts for the container under its lock.
     actor: Actor<'a>,
+    /// The container's lock, for work that outlives this reconcile (background provisioning
+    /// holds it until it ends; the lock is released by whichever lets go last).
+    pub lock_handle: Option<std::sync::Arc<LockGuard>>,
 }
 
 impl<'a> Run<'a> {
@@ -76,6 +79,7 @@ impl<'a> Run<'a> {
             corrected: Vec::new(),
             written: None,
             actor: Actor::new(&ctx.shared, ct, lock),
+            lock_handle: None,
         }
     }
 

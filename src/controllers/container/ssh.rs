@@ -4,7 +4,7 @@
 //! status. Then the declared services are read and service credentials go into a Secret owned
 //! by the container — and nowhere else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +13,14 @@ use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
+use tokio::task::JoinHandle;
 
 use super::provisioner::Provisioner;
 use super::run::{Run, phase};
 use super::target::Target;
 use crate::audit::{AuditedError, AuditedValue};
-use crate::controllers::act::{ActError, SshOperation};
+use crate::cluster::fence::Fenced;
+use crate::controllers::act::{ActError, Actor, SshOperation};
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::container::{LocalObjectRef, ProvisionedStep, ServiceStatus, TemplateUpdatePolicy};
 use crate::crd::node::SshMode;
@@ -38,11 +40,40 @@ impl AuditedError for ProvisionFailure {
     }
 }
 
-/// Provisions over SSH with one pooled connection per node.
-#[derive(Default)]
+/// Provisions over SSH with one pooled connection per node. The steps run as background work
+/// holding the container's lock: the reconcile that starts them returns at once (no worker
+/// waits out a long script), reconciles meanwhile find the lock taken, and the first one after
+/// the work ended collects its outcome into status.
 pub struct SshProvisioner {
     pub pool: SshPool,
     pub options: ProvisionOptions,
+    /// A step that failed this many times in a row (same digest) is not run again until it
+    /// changes.
+    pub max_attempts: u32,
+    jobs: std::sync::Mutex<HashMap<String, JoinHandle<JobOutcome>>>,
+    /// Per container uid: the step that failed last, its digest, and how many times in a row.
+    failures: std::sync::Mutex<HashMap<String, (String, String, u32)>>,
+}
+
+/// Failures in a row after which a step is not run again until it changes.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+impl Default for SshProvisioner {
+    fn default() -> Self {
+        Self {
+            pool: SshPool::default(),
+            options: ProvisionOptions::default(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            jobs: Default::default(),
+            failures: Default::default(),
+        }
+    }
+}
+
+/// What a background run of steps ended with: the steps it was given, and the audited outcome.
+struct JobOutcome {
+    todo: Vec<(String, String)>,
+    result: Result<ProvisionReport, ActError<ProvisionFailure>>,
 }
 
 fn halt_for(kind: ErrorKind, message: String) -> Halt {
@@ -107,6 +138,120 @@ impl SshProvisioner {
     }
 }
 
+impl SshProvisioner {
+    fn running(&self, uid: &str) -> bool {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .is_some_and(|j| !j.is_finished())
+    }
+
+    /// The container's background run, taken out once it ended.
+    fn finished(&self, uid: &str) -> Option<JoinHandle<JobOutcome>> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        match jobs.get(uid) {
+            Some(j) if j.is_finished() => jobs.remove(uid),
+            _ => None,
+        }
+    }
+
+    /// The halt for a step among `todo` that already failed `max_attempts` times in a row.
+    fn given_up(&self, uid: &str, todo: &[(String, String)]) -> Option<Halt> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (step, digest, n) = failures.get(uid)?;
+        (*n >= self.max_attempts && todo.iter().any(|(s, d)| s == step && d == digest))
+            .then(|| gave_up(step, *n, None))
+    }
+
+    /// Counts a failure of `step` (`digest`) for `uid`; returns the failures in a row.
+    fn count_failure(&self, uid: &str, step: &str, digest: &str) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = failures
+            .entry(uid.to_string())
+            .or_insert_with(|| (step.to_string(), digest.to_string(), 0));
+        if entry.0 != step || entry.1 != digest {
+            *entry = (step.to_string(), digest.to_string(), 0);
+        }
+        entry.2 += 1;
+        entry.2
+    }
+
+    /// Records what an ended background run did, and says how it went.
+    async fn conclude(
+        &self,
+        run: &mut Run<'_>,
+        target: &Target,
+        job: JoinHandle<JobOutcome>,
+    ) -> Result<(), Halt> {
+        let outcome = match job.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                return Err(Halt::new(
+                    phase::PROVISIONED,
+                    "ProvisioningInterrupted",
+                    format!("the provisioning run ended without an outcome ({e}); running again"),
+                    HaltKind::Transient,
+                ));
+            }
+        };
+        match outcome.result {
+            Ok(report) => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&run.uid);
+                record(run, &report.done);
+                run.status.applied_template_digest =
+                    target.template.status.as_ref().and_then(|s| s.digest.clone());
+                run.corrected
+                    .extend(report.ran.iter().map(|s| format!("provisioned {s}")));
+                run.pass(
+                    phase::PROVISIONED,
+                    "Provisioned",
+                    format!("ran {}; {} skipped", report.ran.join(", "), report.skipped.len()),
+                );
+                Ok(())
+            }
+            Err(ActError::Call(failure)) => {
+                record(run, &failure.report.done);
+                run.save().await?;
+                let step = failure.error.step().to_string();
+                tracing::warn!(
+                    step,
+                    kind = failure.error.kind().label(),
+                    "provisioning step failed"
+                );
+                let counted = matches!(
+                    failure.error.kind(),
+                    ErrorKind::CommandFailed | ErrorKind::Timeout
+                );
+                if let Some((_, digest)) = outcome.todo.iter().find(|(s, _)| *s == step)
+                    && counted
+                {
+                    let n = self.count_failure(&run.uid, &step, digest);
+                    if n >= self.max_attempts {
+                        return Err(gave_up(&step, n, Some(&failure.error.to_string())));
+                    }
+                }
+                Err(halt_for(failure.error.kind(), failure.error.to_string()))
+            }
+            Err(other) => Err(Halt::not_acted(phase::PROVISIONED, &other).expect("a call not made")),
+        }
+    }
+}
+
+/// A step that keeps failing: `Stalled` until it (or its template) changes.
+fn gave_up(step: &str, n: u32, error: Option<&str>) -> Halt {
+    let last = error.map(|e| format!("; last: {e}")).unwrap_or_default();
+    Halt::new(
+        phase::PROVISIONED,
+        "StepFailed",
+        format!("step {step} failed {n} times in a row; not run again until it changes{last}"),
+        HaltKind::Stalled,
+    )
+}
+
 /// The steps recorded as done; with `templateUpdates: Ignore`, a step done once counts as done
 /// whatever its digest is now.
 fn recorded(run: &Run<'_>, steps_now: &ResolvedProvisioning) -> Vec<(String, String)> {
@@ -146,6 +291,17 @@ impl Provisioner for SshProvisioner {
         vmid: u32,
         resolved: &ResolvedProvisioning,
     ) -> Result<(), Halt> {
+        if let Some(job) = self.finished(&run.uid) {
+            return self.conclude(run, target, job).await;
+        }
+        if self.running(&run.uid) {
+            return Err(Halt::wait(
+                phase::PROVISIONED,
+                "Provisioning",
+                "provisioning steps run in the background",
+                Duration::from_secs(2),
+            ));
+        }
         let recorded = recorded(run, resolved);
         let todo = plan(resolved, &recorded);
         if todo.is_empty() {
@@ -155,44 +311,69 @@ impl Provisioner for SshProvisioner {
             run.pass(phase::PROVISIONED, "Provisioned", format!("{n} steps done"));
             return Ok(());
         }
+        let todo: Vec<(String, String)> = todo.into_iter().map(|s| (s.name, s.digest)).collect();
+        if let Some(halt) = self.given_up(&run.uid, &todo) {
+            return Err(halt);
+        }
+        let Some(lock) = run.lock_handle.clone() else {
+            return Err(Halt::new(
+                phase::PROVISIONED,
+                "CoordinationUnavailable",
+                "provisioning runs only under the container's lock",
+                HaltKind::Transient,
+            ));
+        };
         let host = self.host(run, target).await?;
         let pct = PctTarget::new(host, vmid).fenced(run.fence());
-        let names: Vec<String> = todo.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<&str> = todo.iter().map(|(n, _)| n.as_str()).collect();
+        let message = format!("running {} in the background", names.join(", "));
         let operation = SshOperation {
             operation: "provision container",
             node: target.pve_node().to_string(),
             vmid,
-            params: serde_json::json!({"steps": todo.iter().map(|s| serde_json::json!({"name": s.name, "digest": s.digest})).collect::<Vec<_>>()}),
+            params: serde_json::json!({"steps": todo.iter().map(|(n, d)| serde_json::json!({"name": n, "digest": d})).collect::<Vec<_>>()}),
         };
-        let options = &self.options;
-        let outcome = run
-            .actor()
-            .ssh("provision", operation, || {
-                crate::provision::provision(&pct, resolved, &recorded, options)
-            })
-            .await;
-        match outcome {
-            Ok(report) => {
-                record(run, &report.done);
-                run.status.applied_template_digest =
-                    target.template.status.as_ref().and_then(|s| s.digest.clone());
-                run.corrected
-                    .extend(report.ran.iter().map(|s| format!("provisioned {s}")));
-                run.pass(
-                    phase::PROVISIONED,
-                    "Provisioned",
-                    format!("ran {}; {} skipped", report.ran.join(", "), report.skipped.len()),
-                );
-                Ok(())
+        let (shared, ct) = (run.ctx.shared.clone(), run.ct.clone());
+        let (resolved, options) = (resolved.clone(), self.options);
+        let job = tokio::spawn(async move {
+            let actor = Actor::new(&shared, &ct, Some(&lock));
+            let work = actor.ssh("provision", operation, || {
+                crate::provision::provision(&pct, &resolved, &recorded, &options)
+            });
+            let result = tokio::select! {
+                biased;
+                // A lapsed leadership stops the work at once, like a reconcile's.
+                () = shared.leadership.lapsed() => Err(ActError::Fenced(Fenced::NotLeading)),
+                result = work => result,
+            };
+            drop(actor);
+            if let Ok(lock) = Arc::try_unwrap(lock)
+                && let Err(e) = lock.release().await
+            {
+                tracing::warn!(error = %e, "could not release the container lock (it expires)");
             }
-            Err(ActError::Call(failure)) => {
-                record(run, &failure.report.done);
-                run.save().await?;
-                tracing::warn!(steps = ?names, step = failure.error.step(), kind = failure.error.kind().label(), "provisioning step failed");
-                Err(halt_for(failure.error.kind(), failure.error.to_string()))
-            }
-            Err(other) => Err(Halt::not_acted(phase::PROVISIONED, &other).expect("a call not made")),
+            JobOutcome { todo, result }
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run.uid.clone(), job);
+        Err(Halt::wait(
+            phase::PROVISIONED,
+            "Provisioning",
+            message,
+            Duration::from_secs(1),
+        ))
+    }
+
+    fn cancel(&self, uid: &str) {
+        if let Some(job) = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(uid) {
+            job.abort();
         }
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
     }
 
     async fn observe(

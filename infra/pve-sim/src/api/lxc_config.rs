@@ -57,6 +57,17 @@ pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
         }
         None => &ct.conf,
     };
+    // While `vzcreate` runs, PVE's config file holds only the lock
+    // (`AbstractConfig::create_and_lock_config`); the real one is written when it ends.
+    let creating: BTreeMap<String, String>;
+    let conf =
+        if ct.lock() == Some("create") && ct.conf.contains_key("ostemplate") && ctx.str("snapshot").is_none()
+        {
+            creating = BTreeMap::from([("lock".to_string(), "create".to_string())]);
+            &creating
+        } else {
+            conf
+        };
     let mut out = render(conf);
     out.insert("digest".into(), json!(crate::state::config_digest(conf)));
     Ok(Value::Object(out).into())
