@@ -17,40 +17,15 @@ use support::{World, reason, vmid};
 
 /// The examples, pointed at this test's simulator and sshd.
 fn examples(sim: &pve_sim::PveSim, ssh: &Value, key: &str) -> Vec<Value> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let mut docs = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let mut v: Value = serde::Deserialize::deserialize(doc).unwrap();
-            if v.is_null() {
-                continue;
-            }
-            match (
-                v["kind"].as_str().unwrap(),
-                v["metadata"]["name"].as_str().unwrap(),
-            ) {
-                ("Secret", "pve1-credentials") => v["stringData"]["tokenSecret"] = json!(sim.token_secret()),
-                ("Secret", "pve1-ssh") => v["stringData"]["ssh-privatekey"] = json!(key),
-                ("ProxmoxNode", _) => {
-                    v["spec"]["endpoint"] = json!(sim.url());
-                    v["spec"]["tls"]["fingerprintSha256"] = json!(sim.fingerprint_sha256());
-                    let key_ref = v["spec"]["ssh"]["privateKeySecretRef"].clone();
-                    v["spec"]["ssh"] = ssh.clone();
-                    v["spec"]["ssh"]["privateKeySecretRef"] = key_ref;
-                    v["spec"]["pollIntervalSeconds"] = json!(5);
-                }
-                _ => {}
-            }
-            docs.push(v);
-        }
-    }
-    docs
+    test_world::examples(&test_world::ExampleTarget {
+        url: sim.url(),
+        fingerprint: sim.fingerprint_sha256(),
+        token_secret: sim.token_secret(),
+        ssh,
+        key,
+        poll_seconds: 5,
+    })
+    .expect("examples/")
 }
 
 fn has_ready(ct: &LxcContainer) -> bool {
@@ -615,4 +590,47 @@ async fn a_step_that_keeps_failing_is_given_up_after_five_tries_and_runs_in_the_
     .await;
     w.ready("flaky").await;
     assert_eq!(runs(), 6);
+}
+
+#[tokio::test]
+async fn a_credentials_secret_someone_else_owns_is_never_taken_over() {
+    let (w, _roots) = World::with_ssh("secretconflict", None).await;
+    let template = format!("{}-creds", w.ns);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate", "metadata": {"name": template},
+               "spec": {"osTemplate": {"volid": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+                        "scripts": [{"name": "credentials", "content":
+                            "mkdir -p \"$PCT_ROOT/etc/infrahaus/credentials\"\nprintf 'PASSWORD=from-the-container\\n' > \"$PCT_ROOT/etc/infrahaus/credentials/nginx.env\"\n"}],
+                        "services": [{"name": "nginx.service", "ports": [80]}]}}),
+    )
+    .await;
+    // Someone's Secret already has the name the operator would use.
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "squat-credentials", "namespace": w.ns},
+               "stringData": {"mine": "keep me"}}),
+    )
+    .await;
+    w.container("squat", json!({"nodeRef": w.nodes[0], "templateRef": template}))
+        .await;
+    let ct = w
+        .wait("squat", "refuse to take the Secret over", 90, |ct| {
+            reason(ct, "Discovered").as_deref() == Some("SecretConflict")
+        })
+        .await;
+    assert_eq!(reason(&ct, "Stalled").as_deref(), Some("SecretConflict"));
+    let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(w.kube.clone(), &w.ns)
+        .get("squat-credentials")
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["mine"],
+        "untouched: no credential written into it"
+    );
+    assert_eq!(data["mine"].0, b"keep me");
+    assert!(secret.metadata.owner_references.unwrap_or_default().is_empty());
 }

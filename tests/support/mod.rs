@@ -448,29 +448,8 @@ fn ssh_host_in_mode(
     scratch: &std::path::Path,
     host_command: bool,
 ) -> (String, Value) {
-    let stand_in = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/pve-sim/host");
-    let path = format!("{stand_in}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    let home = scratch.join("ssh-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let sshd = test_world::sshd();
-    let forced = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/host/lxc-operator-host");
-    let key = sshd
-        .authorize_key(
-            &[
-                ("PATH", &path),
-                ("HOME", home.to_str().unwrap()),
-                ("PVE_SIM_ADMIN_URL", sim.admin_url()),
-                ("PVE_SIM_NODE", pve_node),
-            ],
-            host_command.then_some(forced),
-        )
-        .unwrap();
-    let mut ssh = json!({"host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
-                     "hostKeyFingerprint": sshd.host_key_fingerprint, "maxSessions": 4});
-    if host_command {
-        ssh["mode"] = json!("HostCommand");
-    }
-    (std::fs::read_to_string(key).unwrap(), ssh)
+    test_world::authorize_pve_host(sim.admin_url(), pve_node, &scratch.join("ssh-home"), host_command)
+        .expect("authorize the simulated Proxmox host's key")
 }
 
 /// A scratch directory for container roots.

@@ -9,16 +9,20 @@
 
 mod binaries;
 mod control_plane;
+mod examples;
 mod pki;
 mod postgres;
 mod process;
+mod pve_host;
 mod redis;
 mod sshd;
 
-pub use binaries::Binaries;
+pub use binaries::{Binaries, repo_root};
 pub use control_plane::{ControlPlane, control_plane};
+pub use examples::{ExampleTarget, examples};
 pub use postgres::{Postgres, PrivatePostgres, postgres};
-pub use process::free_port;
+pub use process::{free_port, scratch_dir};
+pub use pve_host::authorize_pve_host;
 pub use redis::{PrivateRedis, Redis, redis};
 pub use sshd::{Sshd, sshd};
 
