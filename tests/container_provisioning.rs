@@ -43,8 +43,6 @@ async fn the_examples_reach_ready_through_kubectl_and_match_proxmox() {
     let roots = support::scratch("examples");
     let mut cfg = pve_sim::Config::default_with_nodes(&["pve1"]).with_task_duration_ms(30);
     cfg.ct_root_dir = Some(roots.clone());
-    cfg.templates
-        .push("local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz".into());
     let sim = pve_sim::PveSim::start(cfg).await.unwrap();
     let (key, ssh) = support::ssh_host_for(&sim, "pve1", &roots);
     let manifests = roots.join("manifests.yaml");

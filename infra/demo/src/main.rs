@@ -73,8 +73,6 @@ async fn main() -> anyhow::Result<()> {
     }
     cfg.task_durations_ms.insert("default".into(), 1000);
     cfg.ct_root_dir = Some(roots.clone());
-    cfg.templates
-        .push("local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz".into());
     let sim = pve_sim::PveSim::start(cfg).await?;
     let (key, ssh) = test_world::authorize_pve_host(sim.admin_url(), "pve1", &dir.join("ssh-home"), false)?;
 

@@ -21,7 +21,7 @@ use super::target::Target;
 use crate::audit::{AuditedError, AuditedValue};
 use crate::cluster::fence::Fenced;
 use crate::controllers::act::{ActError, Actor, SshOperation};
-use crate::controllers::halt::{Halt, HaltKind};
+use crate::controllers::halt::{Halt, HaltKind, backoff};
 use crate::crd::container::{LocalObjectRef, ProvisionedStep, ServiceStatus, TemplateUpdatePolicy};
 use crate::crd::node::SshMode;
 use crate::crd::provisioning::ServiceSpec;
@@ -51,8 +51,19 @@ pub struct SshProvisioner {
     /// changes.
     pub max_attempts: u32,
     jobs: std::sync::Mutex<HashMap<String, JoinHandle<JobOutcome>>>,
-    /// Per container uid: the step that failed last, its digest, and how many times in a row.
-    failures: std::sync::Mutex<HashMap<String, (String, String, u32)>>,
+    /// Per container uid: the step that failed last and how.
+    failures: std::sync::Mutex<HashMap<String, Failures>>,
+}
+
+/// The failures in a row of one step (at one digest).
+#[derive(Clone)]
+struct Failures {
+    step: String,
+    digest: String,
+    count: u32,
+    /// When the last one ended, and the halt it gave.
+    at: std::time::Instant,
+    last: Halt,
 }
 
 /// Failures in a row after which a step is not run again until it changes.
@@ -156,25 +167,44 @@ impl SshProvisioner {
         }
     }
 
-    /// The halt for a step among `todo` that already failed `max_attempts` times in a row.
-    fn given_up(&self, uid: &str, todo: &[(String, String)]) -> Option<Halt> {
+    /// The halt for a step among `todo` that keeps failing: given up after `max_attempts`
+    /// failures in a row, else waiting out its backoff (1 s doubling), saying why.
+    fn held_back(&self, uid: &str, todo: &[(String, String)]) -> Option<Halt> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let (step, digest, n) = failures.get(uid)?;
-        (*n >= self.max_attempts && todo.iter().any(|(s, d)| s == step && d == digest))
-            .then(|| gave_up(step, *n, None))
+        let f = failures.get(uid)?;
+        if !todo.iter().any(|(s, d)| *s == f.step && *d == f.digest) {
+            return None;
+        }
+        if f.count >= self.max_attempts {
+            return Some(gave_up(&f.step, f.count, &f.last.message));
+        }
+        let due = backoff(f.count).saturating_sub(f.at.elapsed());
+        (!due.is_zero()).then(|| {
+            let mut halt = f.last.clone();
+            halt.kind = HaltKind::Wait(due);
+            halt
+        })
     }
 
-    /// Counts a failure of `step` (`digest`) for `uid`; returns the failures in a row.
-    fn count_failure(&self, uid: &str, step: &str, digest: &str) -> u32 {
+    /// Counts a failure of `step` (`digest`) for `uid` ending in `halt`; returns the failures
+    /// in a row.
+    fn count_failure(&self, uid: &str, step: &str, digest: &str, halt: &Halt) -> u32 {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = failures
-            .entry(uid.to_string())
-            .or_insert_with(|| (step.to_string(), digest.to_string(), 0));
-        if entry.0 != step || entry.1 != digest {
-            *entry = (step.to_string(), digest.to_string(), 0);
-        }
-        entry.2 += 1;
-        entry.2
+        let count = match failures.get(uid) {
+            Some(f) if f.step == step && f.digest == digest => f.count + 1,
+            _ => 1,
+        };
+        failures.insert(
+            uid.to_string(),
+            Failures {
+                step: step.to_string(),
+                digest: digest.to_string(),
+                count,
+                at: std::time::Instant::now(),
+                last: halt.clone(),
+            },
+        );
+        count
     }
 
     /// Records what an ended background run did, and says how it went.
@@ -222,6 +252,7 @@ impl SshProvisioner {
                     kind = failure.error.kind().label(),
                     "provisioning step failed"
                 );
+                let halt = halt_for(failure.error.kind(), failure.error.to_string());
                 let counted = matches!(
                     failure.error.kind(),
                     ErrorKind::CommandFailed | ErrorKind::Timeout
@@ -229,12 +260,12 @@ impl SshProvisioner {
                 if let Some((_, digest)) = outcome.todo.iter().find(|(s, _)| *s == step)
                     && counted
                 {
-                    let n = self.count_failure(&run.uid, &step, digest);
+                    let n = self.count_failure(&run.uid, &step, digest, &halt);
                     if n >= self.max_attempts {
-                        return Err(gave_up(&step, n, Some(&failure.error.to_string())));
+                        return Err(gave_up(&step, n, &halt.message));
                     }
                 }
-                Err(halt_for(failure.error.kind(), failure.error.to_string()))
+                Err(halt)
             }
             Err(other) => Err(Halt::not_acted(phase::PROVISIONED, &other).expect("a call not made")),
         }
@@ -242,12 +273,11 @@ impl SshProvisioner {
 }
 
 /// A step that keeps failing: `Stalled` until it (or its template) changes.
-fn gave_up(step: &str, n: u32, error: Option<&str>) -> Halt {
-    let last = error.map(|e| format!("; last: {e}")).unwrap_or_default();
+fn gave_up(step: &str, n: u32, last: &str) -> Halt {
     Halt::new(
         phase::PROVISIONED,
         "StepFailed",
-        format!("step {step} failed {n} times in a row; not run again until it changes{last}"),
+        format!("step {step} failed {n} times in a row; not run again until it changes; last: {last}"),
         HaltKind::Stalled,
     )
 }
@@ -312,7 +342,7 @@ impl Provisioner for SshProvisioner {
             return Ok(());
         }
         let todo: Vec<(String, String)> = todo.into_iter().map(|s| (s.name, s.digest)).collect();
-        if let Some(halt) = self.given_up(&run.uid, &todo) {
+        if let Some(halt) = self.held_back(&run.uid, &todo) {
             return Err(halt);
         }
         let Some(lock) = run.lock_handle.clone() else {
