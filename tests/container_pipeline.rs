@@ -10,6 +10,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kube::ResourceExt;
 use lxc_operator::pipeline::ownership::{OWNER_TAG, parse_tags};
 use lxc_operator::proxmox::property::{Net, Volume};
 use serde_json::json;
@@ -678,4 +679,171 @@ fn condition_message(ct: &lxc_operator::crd::LxcContainer, type_: &str) -> Strin
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
         .map(|c| c.message.clone())
         .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_deleted_node_waits_for_its_containers_and_holds_its_secret() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, DeleteParams};
+    use lxc_operator::crd::ProxmoxNode;
+
+    let w = World::new("nodedel", &["pve1"], |c| c).await;
+    let node = w.nodes[0].clone();
+    let nodes = Api::<ProxmoxNode>::all(w.kube.clone());
+    let secrets = Api::<Secret>::namespaced(w.kube.clone(), &w.ns);
+    w.container("stays", json!({"nodeRef": node})).await;
+    let ct = w.ready("stays").await;
+    let id = vmid(&ct);
+    // The node and the Secret it references carry the operator's finalizers.
+    assert!(
+        nodes
+            .get(&node)
+            .await
+            .unwrap()
+            .finalizers()
+            .contains(&"lxc.infrahaus.dev/node".into())
+    );
+    let token = secrets.get("token").await.unwrap();
+    assert!(
+        token
+            .finalizers()
+            .contains(&"lxc.infrahaus.dev/node-secret".into())
+    );
+
+    // Secret first, then the node (the file order of examples/): both stay.
+    secrets.delete("token", &DeleteParams::default()).await.unwrap();
+    nodes.delete(&node, &DeleteParams::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let blocked = loop {
+        let n = nodes.get(&node).await.expect("the node waits for its container");
+        let ready = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+        if let Some(c) = ready.filter(|c| c.reason == "DeletionBlocked") {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never DeletionBlocked: {:?}",
+            n.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(blocked.status, "False");
+    assert!(
+        blocked.message.contains("1 LxcContainer ") && blocked.message.contains(&format!("{}/stays", w.ns)),
+        "{}",
+        blocked.message
+    );
+    // The container, Ready until now, hears of it.
+    w.wait("stays", "told its node is being deleted", 30, |ct| {
+        reason(ct, "Ready").as_deref() == Some("NodeDeleting")
+    })
+    .await;
+    assert!(
+        secrets.get_opt("token").await.unwrap().is_some(),
+        "the Secret is held"
+    );
+
+    // Deleting the container still reaches Proxmox through the deleted node and its Secret.
+    w.delete("stays").await;
+    assert!(w.sim.admin().container(id).is_none(), "destroyed in Proxmox");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while nodes.get_opt(&node).await.unwrap().is_some() || secrets.get_opt("token").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node or Secret never went"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_secret_no_node_references_any_more_is_released() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, DeleteParams, Patch, PatchParams};
+    use lxc_operator::crd::ProxmoxNode;
+
+    let w = World::new("secretref", &["pve1"], |c| c).await;
+    let secrets = Api::<Secret>::namespaced(w.kube.clone(), &w.ns);
+    let held = |s: &Secret| s.finalizers().contains(&"lxc.infrahaus.dev/node-secret".into());
+    let token = secrets.get("token").await.unwrap();
+    let mut copy: Secret = serde_json::from_value(json!({"metadata": {"name": "token2"}})).unwrap();
+    copy.data = token.data.clone();
+    secrets.create(&Default::default(), &copy).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !held(&secrets.get("token").await.unwrap()) {
+        assert!(tokio::time::Instant::now() < deadline, "token never held");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        !held(&secrets.get("token2").await.unwrap()),
+        "no node references token2 yet"
+    );
+    Api::<ProxmoxNode>::all(w.kube.clone())
+        .patch(
+            &w.nodes[0],
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"credentialsSecretRef": {"name": "token2", "namespace": w.ns}}})),
+        )
+        .await
+        .unwrap();
+    // The new Secret is held, the old one released (and deletable at once).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while held(&secrets.get("token").await.unwrap()) || !held(&secrets.get("token2").await.unwrap()) {
+        assert!(tokio::time::Instant::now() < deadline, "references never moved");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    secrets.delete("token", &DeleteParams::default()).await.unwrap();
+    assert!(secrets.get_opt("token").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_template_that_cannot_be_downloaded_names_why_on_the_container() {
+    let w = World::new("tmplwhy", &["pve1"], |c| c).await;
+    // The simulator's default token lacks Sys.AccessNetwork, so the download is refused.
+    let template = format!("{}-alpine", w.ns);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate",
+            "metadata": {"name": template},
+            "spec": {"osTemplate": {"volid": "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz",
+                "source": {"url": {"url": "https://images.example.org/alpine-3.20-default_20240908_amd64.tar.xz",
+                    "checksum": "9d2c3c5ad7c6d5e1c1a0b9e1e7f4b0a6c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8",
+                    "checksumAlgorithm": "sha256"}}}}}),
+    )
+    .await;
+    w.container("waits", json!({"nodeRef": w.nodes[0], "templateRef": template}))
+        .await;
+    let ct = w
+        .wait("waits", "say why the template is missing", 30, |ct| {
+            reason(ct, "Resolved").as_deref() == Some("TemplateNotReady")
+        })
+        .await;
+    let resolved = ct
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Resolved")
+        .unwrap();
+    assert!(
+        resolved.message.contains("Sys.AccessNetwork"),
+        "{}",
+        resolved.message
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = w.events("waits").await;
+        if events
+            .iter()
+            .any(|(r, m)| r == "TemplateNotReady" && m.contains("Sys.AccessNetwork"))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no Event: {events:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(w.creates("pve1"), 0, "nothing created");
 }
