@@ -106,8 +106,13 @@ async fn hold(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<(), NodeError> {
     let Some(secrets) = &ctx.secrets else {
         return Ok(());
     };
-    ctx.stores.ready().await;
-    let _ = tokio::time::timeout(Duration::from_secs(30), secrets.wait_until_ready()).await;
+    // The probe never waits for caches: until the nodes' and Secrets' caches hold their first
+    // listing (a release decided on a partial one could free a Secret another node needs),
+    // the Secrets are left for the next reconcile.
+    if !(ready_now(&ctx.stores.nodes) && ready_now(secrets)) {
+        tracing::debug!(node = %node.name_any(), "caches not ready yet: Secret finalizers next time");
+        return Ok(());
+    }
     for (ns, name) in finalize::referenced_secrets(&node.spec) {
         let found = secrets.get(&ObjectRef::new(&name).within(&ns));
         // A Secret being deleted takes no new finalizer (the API server refuses it).
@@ -151,12 +156,15 @@ async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Option<Action>, N
         name: name.clone(),
         source,
     };
-    ctx.stores.ready().await;
+    let caches = [ready_now(&ctx.stores.nodes), ready_now(&ctx.stores.containers)];
+    if caches.contains(&false) || ctx.secrets.as_ref().is_some_and(|s| !ready_now(s)) {
+        // Deciding on a partial listing could let the node go under a container.
+        return Ok(Some(Action::requeue(DELETION_RECHECK)));
+    }
     let containers = ctx.stores.containers.state();
     let placed = finalize::placed_on(containers.iter().map(|c| c.as_ref()), &name);
     if placed.is_empty() {
         if let Some(secrets) = &ctx.secrets {
-            let _ = tokio::time::timeout(Duration::from_secs(30), secrets.wait_until_ready()).await;
             release_unneeded(ctx, secrets, Some(&name))
                 .await
                 .map_err(failed)?;
@@ -185,6 +193,17 @@ async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Option<Action>, N
             .map_err(|source| NodeError::Status { name, source })?;
     }
     Ok(Some(Action::requeue(DELETION_RECHECK)))
+}
+
+/// Whether a cache holds its first full listing, without waiting for it.
+fn ready_now<K: kube::Resource + Clone>(store: &Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    matches!(
+        futures::FutureExt::now_or_never(store.wait_until_ready()),
+        Some(Ok(()))
+    )
 }
 
 /// Whether a probe is due: its status write comes back as a watch event, which must not probe
