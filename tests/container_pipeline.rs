@@ -694,6 +694,26 @@ async fn a_deleted_node_waits_for_its_containers_and_holds_its_secret() {
     w.container("stays", json!({"nodeRef": node})).await;
     let ct = w.ready("stays").await;
     let id = vmid(&ct);
+    // A cordon wakes the Ready container too: it stays Ready, and says so.
+    nodes
+        .patch(
+            &node,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"cordoned": true}})),
+        )
+        .await
+        .unwrap();
+    w.wait("stays", "say its node is cordoned", 30, |ct| {
+        ct.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Resolved" && c.message.contains("cordoned"))
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    })
+    .await;
     // The node and the Secret it references carry the operator's finalizers.
     assert!(
         nodes
