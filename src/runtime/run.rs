@@ -43,7 +43,8 @@ pub struct RunConfig {
     /// Days of audit trail to keep (0 keeps everything).
     #[arg(long, env = "LXC_OPERATOR_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u64,
-    /// Where the web server (health, metrics, status page) listens.
+    /// Where the web server listens: `/healthz`, `/readyz`, `/metrics`, and `/` saying where
+    /// things are (the status page will have an address of its own).
     #[arg(long, env = "LXC_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// Log format: `text` or `json`.

@@ -296,6 +296,8 @@ pub fn prepare(kube: kube::Client, nodes: &SharedWatch<ProxmoxNode>) -> Prepared
         watcher::Config::default(),
     )
     .default_backoff()
+    // Only names, namespaces and finalizers matter here; managed fields would only cost memory.
+    .modify(|secret| secret.metadata.managed_fields = None)
     .reflect(writer)
     .touched_objects()
     .boxed();
