@@ -867,3 +867,55 @@ async fn a_template_that_cannot_be_downloaded_names_why_on_the_container() {
     }
     assert_eq!(w.creates("pve1"), 0, "nothing created");
 }
+
+#[tokio::test]
+async fn an_address_wait_after_a_restart_counts_from_that_start() {
+    let w = World::new("addrwait", &["pve1"], |c| c).await;
+    w.container(
+        "dhcp",
+        json!({"nodeRef": w.nodes[0], "network": [{"name": "eth0", "ipv4": {"mode": "Dhcp"}}]}),
+    )
+    .await;
+    let id = vmid(&w.ready("dhcp").await);
+    // Powered=True is now older than the operator's address timeout (5 s in these tests).
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    // From now on a lease takes 3 s after each start, as a real DHCP client's does.
+    w.sim.admin().set_dhcp_delay(3);
+    // Rebooted behind the operator's back: it never saw the container stopped, so Powered
+    // stays True with its old transition time.
+    let root = w.root();
+    let upid = root
+        .container_power("pve1", id, lxc_operator::proxmox::api::PowerAction::Reboot)
+        .await
+        .unwrap();
+    root.wait_task(&upid, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Any change makes the operator look again at once, addresses included.
+    w.patch_spec("dhcp", json!({"description": "rebooted"})).await;
+    let seen = std::sync::Mutex::new(BTreeSet::new());
+    let ct = w
+        .wait("dhcp", "be Ready with its new lease", 30, |ct| {
+            if let Some(r) = reason(ct, "Discovered") {
+                seen.lock().unwrap().insert(r);
+            }
+            ct.status.as_ref().is_some_and(|s| {
+                s.observed_generation == ct.metadata.generation
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
+        .await;
+    let seen = seen.into_inner().unwrap();
+    let events = w.events("dhcp").await;
+    assert!(
+        !events.iter().any(|(r, _)| r == "AddressTimeout") && !seen.contains("AddressTimeout"),
+        "a 3 s wait after this start is no timeout: {seen:?} {events:?}"
+    );
+    assert!(
+        seen.contains("WaitingForAddress"),
+        "it did wait for the lease: {seen:?}"
+    );
+    assert!(ct.status.unwrap().ip.is_some_and(|ip| ip.starts_with("10.99.")));
+}
