@@ -3,6 +3,7 @@
 //! Secrets' metadata cache.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -31,6 +32,24 @@ pub struct NodeCtx {
     /// The Secrets' metadata cache (set by the controller that watches it): which Secrets a
     /// node holds with its finalizer.
     pub secrets: Option<SecretMetaStore>,
+    /// Whether the nodes' and the Secrets' caches hold their first listing (set by the watches).
+    pub listed: Listed,
+}
+
+/// Flags the watches set once their cache holds its first listing. Polling a kube `Store`'s
+/// readiness from here could take the one wake-up its controller's runner waits for (the
+/// readiness is a single-waker channel), so the node controller reads these instead.
+#[derive(Clone, Default)]
+pub struct Listed {
+    pub nodes: Arc<AtomicBool>,
+    pub secrets: Arc<AtomicBool>,
+}
+
+impl Listed {
+    /// Both caches hold a listing.
+    pub fn all(&self) -> bool {
+        self.nodes.load(Ordering::Acquire) && self.secrets.load(Ordering::Acquire)
+    }
 }
 
 impl std::ops::Deref for NodeCtx {
@@ -49,6 +68,7 @@ impl NodeCtx {
             probed: Default::default(),
             wake,
             secrets: None,
+            listed: Listed::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use super::context::{NodeCtx, SecretMetaStore};
+use super::context::{Listed, NodeCtx, SecretMetaStore};
 use super::finalize::{self, DELETION_BLOCKED, SECRET_FINALIZER, SecretKey};
 use super::observe;
 use super::probe::connect_and_probe;
@@ -109,7 +109,7 @@ async fn hold(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<(), NodeError> {
     // The probe never waits for caches: until the nodes' and Secrets' caches hold their first
     // listing (a release decided on a partial one could free a Secret another node needs),
     // the Secrets are left for the next reconcile.
-    if !(ready_now(&ctx.stores.nodes) && ready_now(secrets)) {
+    if !ctx.listed.all() {
         tracing::debug!(node = %node.name_any(), "caches not ready yet: Secret finalizers next time");
         return Ok(());
     }
@@ -156,8 +156,10 @@ async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Option<Action>, N
         name: name.clone(),
         source,
     };
-    let caches = [ready_now(&ctx.stores.nodes), ready_now(&ctx.stores.containers)];
-    if caches.contains(&false) || ctx.secrets.as_ref().is_some_and(|s| !ready_now(s)) {
+    // Long after start-up the containers' cache is ready and this returns at once.
+    let containers_listed =
+        tokio::time::timeout(Duration::from_secs(5), ctx.stores.containers.wait_until_ready()).await;
+    if !matches!(containers_listed, Ok(Ok(()))) || (ctx.secrets.is_some() && !ctx.listed.all()) {
         // Deciding on a partial listing could let the node go under a container.
         return Ok(Some(Action::requeue(DELETION_RECHECK)));
     }
@@ -193,17 +195,6 @@ async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Option<Action>, N
             .map_err(|source| NodeError::Status { name, source })?;
     }
     Ok(Some(Action::requeue(DELETION_RECHECK)))
-}
-
-/// Whether a cache holds its first full listing, without waiting for it.
-fn ready_now<K: kube::Resource + Clone>(store: &Store<K>) -> bool
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    matches!(
-        futures::FutureExt::now_or_never(store.wait_until_ready()),
-        Some(Ok(()))
-    )
 }
 
 /// Whether a probe is due: its status write comes back as a watch event, which must not probe
@@ -281,6 +272,8 @@ pub struct Prepared {
     pub store: Store<ProxmoxNode>,
     /// The Secrets' metadata cache.
     pub secrets: SecretMetaStore,
+    /// Whether the nodes' and the Secrets' caches hold their first listing.
+    listed: Listed,
 }
 
 /// Builds the controller: nodes (from the shared watch), plus the Secrets they reference —
@@ -291,6 +284,11 @@ pub fn prepare(kube: kube::Client, nodes: &SharedWatch<ProxmoxNode>) -> Prepared
     let store = controller.store();
     let by_secret = store.clone();
     let (secrets, writer) = reflector::store::<PartialObjectMeta<Secret>>();
+    let listed = Listed {
+        nodes: nodes.listed(),
+        secrets: Default::default(),
+    };
+    let secrets_listed = listed.secrets.clone();
     let secret_changes = watcher(
         Api::<PartialObjectMeta<Secret>>::all(kube),
         watcher::Config::default(),
@@ -299,6 +297,12 @@ pub fn prepare(kube: kube::Client, nodes: &SharedWatch<ProxmoxNode>) -> Prepared
     // Only names, namespaces and finalizers matter here; managed fields would only cost memory.
     .modify(|secret| secret.metadata.managed_fields = None)
     .reflect(writer)
+    .inspect(move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            // Yielded after the store applied it.
+            secrets_listed.store(true, std::sync::atomic::Ordering::Release);
+        }
+    })
     .touched_objects()
     .boxed();
     let controller = controller.watches_stream(secret_changes, move |secret| {
@@ -314,6 +318,7 @@ pub fn prepare(kube: kube::Client, nodes: &SharedWatch<ProxmoxNode>) -> Prepared
         controller,
         store,
         secrets,
+        listed,
     }
 }
 
@@ -325,6 +330,7 @@ impl Prepared {
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
         ctx.secrets = Some(self.secrets);
+        ctx.listed = self.listed;
         crate::controllers::drive(self.controller, reconcile, error_policy, ctx, shutdown).await;
     }
 }
