@@ -156,10 +156,8 @@ async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Option<Action>, N
         name: name.clone(),
         source,
     };
-    // Long after start-up the containers' cache is ready and this returns at once.
-    let containers_listed =
-        tokio::time::timeout(Duration::from_secs(5), ctx.stores.containers.wait_until_ready()).await;
-    if !matches!(containers_listed, Ok(Ok(()))) || (ctx.secrets.is_some() && !ctx.listed.all()) {
+    let containers_listed = ctx.stores.containers_listed(Duration::from_secs(5)).await;
+    if !containers_listed || (ctx.secrets.is_some() && !ctx.listed.all()) {
         // Deciding on a partial listing could let the node go under a container.
         return Ok(Some(Action::requeue(DELETION_RECHECK)));
     }
