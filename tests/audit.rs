@@ -42,12 +42,13 @@ async fn create_database(admin_url: &str, port: u16) -> String {
     format!("postgres://postgres@127.0.0.1:{port}/{name}")
 }
 
-/// A SQLite path inside a directory that does not exist yet (the store creates both).
+/// A SQLite path inside a fresh directory (the store creates the file, never the directory).
 fn sqlite_path() -> PathBuf {
-    std::env::temp_dir()
+    let dir = std::env::temp_dir()
         .join(format!("lxc-audit-test-{}-{}", std::process::id(), seq()))
-        .join("state")
-        .join("audit.db")
+        .join("state");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("audit.db")
 }
 
 fn remove_sqlite(path: &Path) {

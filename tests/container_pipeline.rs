@@ -10,6 +10,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kube::ResourceExt;
 use lxc_operator::pipeline::ownership::{OWNER_TAG, parse_tags};
 use lxc_operator::proxmox::property::{Net, Volume};
 use serde_json::json;
@@ -811,4 +812,243 @@ fn condition_message(ct: &lxc_operator::crd::LxcContainer, type_: &str) -> Strin
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
         .map(|c| c.message.clone())
         .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_deleted_node_waits_for_its_containers_and_holds_its_secret() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, DeleteParams};
+    use lxc_operator::crd::ProxmoxNode;
+
+    let w = World::new("nodedel", &["pve1"], |c| c).await;
+    let node = w.nodes[0].clone();
+    let nodes = Api::<ProxmoxNode>::all(w.kube.clone());
+    let secrets = Api::<Secret>::namespaced(w.kube.clone(), &w.ns);
+    w.container("stays", json!({"nodeRef": node})).await;
+    let ct = w.ready("stays").await;
+    let id = vmid(&ct);
+    // A cordon wakes the Ready container too: it stays Ready, and says so.
+    nodes
+        .patch(
+            &node,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"cordoned": true}})),
+        )
+        .await
+        .unwrap();
+    w.wait("stays", "say its node is cordoned", 30, |ct| {
+        ct.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Resolved" && c.message.contains("cordoned"))
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    })
+    .await;
+    // The node and the Secret it references carry the operator's finalizers.
+    assert!(
+        nodes
+            .get(&node)
+            .await
+            .unwrap()
+            .finalizers()
+            .contains(&"lxc.infrahaus.dev/node".into())
+    );
+    let token = secrets.get("token").await.unwrap();
+    assert!(
+        token
+            .finalizers()
+            .contains(&"lxc.infrahaus.dev/node-secret".into())
+    );
+
+    // Secret first, then the node (the file order of examples/): both stay.
+    secrets.delete("token", &DeleteParams::default()).await.unwrap();
+    nodes.delete(&node, &DeleteParams::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let blocked = loop {
+        let n = nodes.get(&node).await.expect("the node waits for its container");
+        let ready = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+        if let Some(c) = ready.filter(|c| c.reason == "DeletionBlocked") {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never DeletionBlocked: {:?}",
+            n.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(blocked.status, "False");
+    assert!(
+        blocked.message.contains("1 LxcContainer ") && blocked.message.contains(&format!("{}/stays", w.ns)),
+        "{}",
+        blocked.message
+    );
+    // The container, Ready until now, hears of it.
+    w.wait("stays", "told its node is being deleted", 30, |ct| {
+        reason(ct, "Ready").as_deref() == Some("NodeDeleting")
+    })
+    .await;
+    assert!(
+        secrets.get_opt("token").await.unwrap().is_some(),
+        "the Secret is held"
+    );
+
+    // Deleting the container still reaches Proxmox through the deleted node and its Secret.
+    w.delete("stays").await;
+    assert!(w.sim.admin().container(id).is_none(), "destroyed in Proxmox");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while nodes.get_opt(&node).await.unwrap().is_some() || secrets.get_opt("token").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node or Secret never went"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_secret_no_node_references_any_more_is_released() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, DeleteParams, Patch, PatchParams};
+    use lxc_operator::crd::ProxmoxNode;
+
+    let w = World::new("secretref", &["pve1"], |c| c).await;
+    let secrets = Api::<Secret>::namespaced(w.kube.clone(), &w.ns);
+    let held = |s: &Secret| s.finalizers().contains(&"lxc.infrahaus.dev/node-secret".into());
+    let token = secrets.get("token").await.unwrap();
+    let mut copy: Secret = serde_json::from_value(json!({"metadata": {"name": "token2"}})).unwrap();
+    copy.data = token.data.clone();
+    secrets.create(&Default::default(), &copy).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !held(&secrets.get("token").await.unwrap()) {
+        assert!(tokio::time::Instant::now() < deadline, "token never held");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        !held(&secrets.get("token2").await.unwrap()),
+        "no node references token2 yet"
+    );
+    Api::<ProxmoxNode>::all(w.kube.clone())
+        .patch(
+            &w.nodes[0],
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"credentialsSecretRef": {"name": "token2", "namespace": w.ns}}})),
+        )
+        .await
+        .unwrap();
+    // The new Secret is held, the old one released (and deletable at once).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while held(&secrets.get("token").await.unwrap()) || !held(&secrets.get("token2").await.unwrap()) {
+        assert!(tokio::time::Instant::now() < deadline, "references never moved");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    secrets.delete("token", &DeleteParams::default()).await.unwrap();
+    assert!(secrets.get_opt("token").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_template_that_cannot_be_downloaded_names_why_on_the_container() {
+    let w = World::new("tmplwhy", &["pve1"], |c| c).await;
+    // The simulator's default token lacks Sys.AccessNetwork, so the download is refused.
+    let template = format!("{}-alpine", w.ns);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate",
+            "metadata": {"name": template},
+            "spec": {"osTemplate": {"volid": "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz",
+                "source": {"url": {"url": "https://images.example.org/alpine-3.20-default_20240908_amd64.tar.xz",
+                    "checksum": "9d2c3c5ad7c6d5e1c1a0b9e1e7f4b0a6c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8",
+                    "checksumAlgorithm": "sha256"}}}}}),
+    )
+    .await;
+    w.container("waits", json!({"nodeRef": w.nodes[0], "templateRef": template}))
+        .await;
+    let ct = w
+        .wait("waits", "say why the template is missing", 30, |ct| {
+            reason(ct, "Resolved").as_deref() == Some("TemplateNotReady")
+        })
+        .await;
+    let resolved = ct
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Resolved")
+        .unwrap();
+    assert!(
+        resolved.message.contains("Sys.AccessNetwork"),
+        "{}",
+        resolved.message
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = w.events("waits").await;
+        if events
+            .iter()
+            .any(|(r, m)| r == "TemplateNotReady" && m.contains("Sys.AccessNetwork"))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no Event: {events:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(w.creates("pve1"), 0, "nothing created");
+}
+
+#[tokio::test]
+async fn an_address_wait_after_a_restart_counts_from_that_start() {
+    let w = World::new("addrwait", &["pve1"], |c| c).await;
+    w.container(
+        "dhcp",
+        json!({"nodeRef": w.nodes[0], "network": [{"name": "eth0", "ipv4": {"mode": "Dhcp"}}]}),
+    )
+    .await;
+    let id = vmid(&w.ready("dhcp").await);
+    // Powered=True is now older than the operator's address timeout (5 s in these tests).
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    // From now on a lease takes 3 s after each start, as a real DHCP client's does.
+    w.sim.admin().set_dhcp_delay(3);
+    // Rebooted behind the operator's back: it never saw the container stopped, so Powered
+    // stays True with its old transition time.
+    let root = w.root();
+    let upid = root
+        .container_power("pve1", id, lxc_operator::proxmox::api::PowerAction::Reboot)
+        .await
+        .unwrap();
+    root.wait_task(&upid, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Any change makes the operator look again at once, addresses included.
+    w.patch_spec("dhcp", json!({"description": "rebooted"})).await;
+    let seen = std::sync::Mutex::new(BTreeSet::new());
+    let ct = w
+        .wait("dhcp", "be Ready with its new lease", 30, |ct| {
+            if let Some(r) = reason(ct, "Discovered") {
+                seen.lock().unwrap().insert(r);
+            }
+            ct.status.as_ref().is_some_and(|s| {
+                s.observed_generation == ct.metadata.generation
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
+        .await;
+    let seen = seen.into_inner().unwrap();
+    let events = w.events("dhcp").await;
+    assert!(
+        !events.iter().any(|(r, _)| r == "AddressTimeout") && !seen.contains("AddressTimeout"),
+        "a 3 s wait after this start is no timeout: {seen:?} {events:?}"
+    );
+    assert!(
+        seen.contains("WaitingForAddress"),
+        "it did wait for the lease: {seen:?}"
+    );
+    assert!(ct.status.unwrap().ip.is_some_and(|ip| ip.starts_with("10.99.")));
 }

@@ -242,6 +242,61 @@ async fn the_examples_reach_ready_through_kubectl_and_match_proxmox() {
         Some("nginx.service"),
         "{services:?}"
     );
+
+    // `kubectl delete -f` in file order: the namespace, the Secrets and the node go first,
+    // the containers last. Nothing hangs: each container is handled through the node (kept by
+    // its finalizer until no container is placed on it, and its Secrets by theirs), then the
+    // node and the Secrets go. `Delete` containers are destroyed in Proxmox, `Retain` ones stay.
+    let out = cp
+        .kubectl()
+        .args(["delete", "--wait=false", "-f"])
+        .arg(&manifests)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl delete: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut left = Vec::new();
+        for doc in docs.iter().filter(|d| d["kind"] != "Namespace") {
+            let (kind, name) = (
+                doc["kind"].as_str().unwrap(),
+                doc["metadata"]["name"].as_str().unwrap(),
+            );
+            let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default");
+            let out = cp
+                .kubectl()
+                .args(["get", "--ignore-not-found", "-o", "name", "-n", ns, kind, name])
+                .output()
+                .unwrap();
+            let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !found.is_empty() {
+                left.push(found);
+            }
+        }
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still there after kubectl delete: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (doc, ct) in &waited {
+        let kept = sim.admin().container(vmid(ct)).is_some();
+        let retain = doc["spec"]["deletionPolicy"] == "Retain";
+        assert_eq!(
+            kept, retain,
+            "{}: left in Proxmox only with Retain",
+            doc["metadata"]["name"]
+        );
+    }
+    // This API server runs no namespace controller (no kube-controller-manager): the
+    // namespace stays Terminating here, with nothing of ours left in it.
 }
 
 #[tokio::test]

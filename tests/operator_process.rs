@@ -356,3 +356,120 @@ async fn a_frozen_leader_says_not_leading_the_moment_it_wakes() {
         child.wait().unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_missing_namespace_is_said_once_and_keeps_readyz_false() {
+    let cp = test_world::control_plane();
+    // A namespace name that does not exist (yet).
+    let ns = format!("absent-{}-{}", std::process::id(), test_world::free_port());
+    let port = test_world::free_port();
+    let log = std::env::temp_dir().join(format!("lxc-operator-absent-{port}.log"));
+    let mut child = operator_command(&ns, "early", port)
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    // Several election rounds (lease 3 s: a round every 0.6 s) while the namespace is missing.
+    for _ in 0..100 {
+        let said = get(&format!("{base}/readyz")).await;
+        if said.is_some_and(|(_, b)| b.contains("does not exist")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, body) = get(&format!("{base}/readyz")).await.expect("readyz answers");
+    assert_eq!(status, 503, "not ready while it cannot lead: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["ready"], false);
+    assert!(
+        json["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains(&format!("namespace {ns} does not exist"))),
+        "{body}"
+    );
+    // `/` says where everything is, as text.
+    let index = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(index.status().as_u16(), 200);
+    assert!(
+        index
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain")),
+        "{:?}",
+        index.headers()
+    );
+    let text = index.text().await.unwrap();
+    for needle in ["/metrics", "/healthz", "/readyz", "--status-listen"] {
+        assert!(text.contains(needle), "`/` names {needle}: {text}");
+    }
+
+    // Said once, clearly; no debug dump; no colour codes in a log that is not a terminal.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let said = logged.matches(&format!("namespace {ns} does not exist")).count();
+    assert_eq!(said, 1, "the problem is logged once, not every round:\n{logged}");
+    assert!(
+        !logged.contains("ErrorResponse") && !logged.contains("Api("),
+        "no Debug dump:\n{logged}"
+    );
+    assert!(
+        !logged.contains('\u{1b}'),
+        "no ANSI escape codes in a file:\n{logged:?}"
+    );
+
+    // Once the namespace exists, the replica leads and is ready; that is said once too.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(cp.client().await);
+    let obj = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+    namespaces.create(&Default::default(), &obj).await.unwrap();
+    let mut became_ready = false;
+    for _ in 0..100 {
+        if let Some((200, _)) = get(&format!("{base}/readyz")).await {
+            became_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(became_ready, "ready once the namespace exists");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        logged.matches("leader election works again").count(),
+        1,
+        "{logged}"
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_path_in_a_missing_directory_is_refused() {
+    let cp = test_world::control_plane();
+    let ns = cp.namespace("sqlite").await;
+    let missing = std::env::temp_dir().join(format!("lxc-no-such-dir-{}", std::process::id()));
+    let path = missing.join("audit.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lxc-operator"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&cp.kubeconfig)
+        .args(["--namespace", &ns, "--identity", "sqlite"])
+        .arg(format!("--listen=127.0.0.1:{}", test_world::free_port()))
+        .arg(format!("--sqlite-path={}", path.display()))
+        .env_remove("LXC_OPERATOR_DATABASE_URL")
+        .env_remove("LXC_OPERATOR_REDIS_URL")
+        .env_remove("LXC_OPERATOR_REPLICAS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = exit_within(&mut child, Duration::from_secs(10))
+        .await
+        .expect("refused at start");
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert!(!status.success(), "{status}");
+    assert!(
+        stderr.contains("--sqlite-path") && stderr.contains(&format!("{} does not exist", missing.display())),
+        "the message names the flag and the directory: {stderr}"
+    );
+    assert!(!missing.exists(), "the directory was not created");
+}

@@ -37,9 +37,9 @@ pub enum AuditError {
         what: &'static str,
         message: String,
     },
-    /// The directory for the SQLite file could not be created.
-    #[error("audit store (sqlite): cannot create directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    /// The directory for the SQLite file does not exist (it is never created implicitly).
+    #[error("audit store (sqlite): the directory {dir} for {path} does not exist; create it first")]
+    MissingDirectory { path: PathBuf, dir: PathBuf },
     /// The URL names a database this store does not speak (only the scheme is shown).
     #[error(
         "audit store: unsupported database URL scheme {scheme:?} (expected postgres:// or postgresql://)"

@@ -25,15 +25,16 @@ const MAX_CONNECTIONS: u32 = 4;
 /// Every stored time has this shape (`2025-01-02T03:04:05.123456Z`), so text order is time order.
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
-/// Opens (creating the file and its directory if missing) and applies the migrations.
+/// Opens (creating the file if missing, never its directory: a mistyped path must not keep
+/// the trail where nobody looks) and applies the migrations.
 pub(super) async fn connect(path: &Path, acquire_timeout: Duration) -> Result<SqlitePool, AuditError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|source| AuditError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir())
+    {
+        return Err(AuditError::MissingDirectory {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        });
     }
     let options = SqliteConnectOptions::new()
         .filename(path)

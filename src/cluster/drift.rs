@@ -31,23 +31,26 @@ impl ContainerWake {
     }
 }
 
-/// Remembers each node's readiness and generation, to tell a real change of a `ProxmoxNode`
-/// from a probe that only refreshed its status (watch mappers wake dependents on the former).
+/// Remembers each node's readiness, generation (spec: cordon, namespaces, ...) and deletion, to
+/// tell a real change of a `ProxmoxNode` from a probe that only refreshed its status (watch
+/// mappers wake dependents on the former).
 #[derive(Debug, Clone, Default)]
 pub struct ReadinessChanges(Arc<std::sync::Mutex<HashMap<String, Seen>>>);
 
-/// A node's Ready status and generation as last seen.
-type Seen = (bool, Option<i64>);
+/// A node's Ready status, generation and whether it is being deleted, as last seen.
+type Seen = (bool, Option<i64>, bool);
 
 impl ReadinessChanges {
-    /// True the first time a node is seen and whenever its Ready status or generation changed.
+    /// True the first time a node is seen and whenever its Ready status, its generation or its
+    /// deletion changed.
     pub fn changed(&self, node: &crate::crd::ProxmoxNode) -> bool {
         use crate::status::conditions::{is_true, types};
         let ready = node
             .status
             .as_ref()
             .is_some_and(|s| is_true(&s.conditions, types::READY));
-        let seen = (ready, node.metadata.generation);
+        let deleting = node.metadata.deletion_timestamp.is_some();
+        let seen = (ready, node.metadata.generation, deleting);
         let name = node.metadata.name.clone().unwrap_or_default();
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(name, seen) != Some(seen)

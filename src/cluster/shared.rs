@@ -30,14 +30,15 @@ impl Stores {
     /// Waits (bounded) until every cache holds its first full listing; a reconcile that reads
     /// an empty cache would take a missing node for a deleted one.
     pub async fn ready(&self) {
-        let wait = async {
-            let _ = self.nodes.wait_until_ready().await;
-            let _ = self.templates.wait_until_ready().await;
-            let _ = self.containers.wait_until_ready().await;
-        };
-        if tokio::time::timeout(Duration::from_secs(30), wait).await.is_err() {
+        let all = || listed(&self.nodes) && listed(&self.templates) && listed(&self.containers);
+        if !wait_for(all, Duration::from_secs(30)).await {
             tracing::warn!("watch caches not ready after 30 s; reading them anyway");
         }
+    }
+
+    /// Waits (bounded by `limit`) until the containers' cache holds its first listing.
+    pub async fn containers_listed(&self, limit: Duration) -> bool {
+        wait_for(|| listed(&self.containers), limit).await
     }
 
     /// A node by name, from the cache.
@@ -49,6 +50,36 @@ impl Stores {
     pub fn template(&self, name: &str) -> Option<Arc<LxcTemplate>> {
         self.templates
             .get(&kube::runtime::reflector::ObjectRef::new(name))
+    }
+}
+
+/// Whether a cache holds its first listing, looked at without waiting. A kube `Store`'s
+/// readiness is a one-waker channel: of several tasks awaiting `wait_until_ready` at once only
+/// the last one polled is woken (the others hung until their timeout, e.g. every reconcile of a
+/// freshly elected leader for 30 s). So readiness is looked at every 50 ms instead; the
+/// controllers' own runners are woken by the very watch event that makes their store ready.
+fn listed<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    matches!(
+        futures::FutureExt::now_or_never(store.wait_until_ready()),
+        Some(Ok(()))
+    )
+}
+
+/// Waits until `check` holds, looking every 50 ms, at most `limit`; whether it held.
+async fn wait_for(check: impl Fn() -> bool, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -5,6 +5,8 @@
 //! a node turning Ready could read it as not Ready yet).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use kube::api::Api;
@@ -21,6 +23,7 @@ const BUFFER: usize = 1024;
 pub struct SharedWatch<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
     pub store: Store<K>,
     writer: Writer<K>,
+    listed: Arc<AtomicBool>,
 }
 
 impl<K> SharedWatch<K>
@@ -35,7 +38,18 @@ where
 {
     pub fn new() -> Self {
         let (store, writer) = reflector::store_shared(BUFFER);
-        Self { store, writer }
+        Self {
+            store,
+            writer,
+            listed: Default::default(),
+        }
+    }
+
+    /// True once the store holds its first full listing. Read this instead of polling
+    /// `Store::wait_until_ready` from a second place: its readiness is a one-waker channel, so
+    /// a second poller (or a `now_or_never`) can take the wake-up another waiter needs.
+    pub fn listed(&self) -> Arc<AtomicBool> {
+        self.listed.clone()
     }
 
     /// A stream of the kind's changed objects, each delivered after the store applied it.
@@ -47,12 +61,19 @@ where
 
     /// Drives the watch (until the future is dropped).
     pub fn run(self, api: Api<K>) -> impl Future<Output = ()> + Send {
+        let listed = self.listed;
         watcher(api, watcher::Config::default())
             .default_backoff()
             .reflect_shared(self.writer)
-            .for_each(|event| async move {
-                if let Err(e) = event {
-                    tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
+            .for_each(move |event| {
+                if let Ok(watcher::Event::InitDone) = event {
+                    // Yielded after the store applied it.
+                    listed.store(true, Ordering::Release);
+                }
+                async move {
+                    if let Err(e) = event {
+                        tracing::warn!(error = %e, kind = %K::kind(&()), "watch failed; retrying");
+                    }
                 }
             })
     }

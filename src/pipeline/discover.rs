@@ -61,9 +61,28 @@ pub fn discover(nets: &[Net], interfaces: Option<&[Interface]>) -> Discovered {
     found
 }
 
+/// How long an address has been waited for in seconds: since this start of the container —
+/// its uptime as Proxmox reports it, whoever started it — and only without one since the
+/// `Powered` condition last flipped (a container restarted after drift keeps `Powered=True`,
+/// so that time can be long past).
+pub fn address_wait(uptime: Option<u64>, since_powered: Option<f64>) -> f64 {
+    match uptime {
+        Some(up) => up as f64,
+        None => since_powered.unwrap_or_default().max(0.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_address_wait_counts_from_this_start() {
+        // Powered=True flipped 444 s ago, the container was restarted 3 s ago.
+        assert_eq!(address_wait(Some(3), Some(444.0)), 3.0);
+        assert_eq!(address_wait(None, Some(444.0)), 444.0);
+        assert_eq!(address_wait(None, None), 0.0);
+    }
 
     fn iface(name: &str, addrs: &[(&str, &str, u64)]) -> Interface {
         serde_json::from_value(serde_json::json!({

@@ -32,6 +32,15 @@ pub fn check_node(
             format!("ProxmoxNode {name} does not exist"),
         ));
     };
+    if node.metadata.deletion_timestamp.is_some() {
+        return Err(blocked(
+            "NodeDeleting",
+            format!(
+                "ProxmoxNode {name} is being deleted: it waits for its containers to be deleted \
+                 and takes no new work"
+            ),
+        ));
+    }
     let ready = node
         .status
         .as_ref()
@@ -90,6 +99,21 @@ pub fn check_template(template: Option<&LxcTemplate>, name: &str, node: &str) ->
             None => Ok(()),
         };
     }
+    // Missing: say why when the template controller knows (a download refused or failed),
+    // not only that it is missing, so the container's own condition names what to fix.
+    let why = status
+        .and_then(|s| s.nodes.iter().find(|n| n.node == node))
+        .filter(|n| n.download_task.is_none())
+        .and_then(|n| n.message.clone());
+    if let Some(why) = why {
+        return Err(blocked(
+            "TemplateNotReady",
+            format!(
+                "LxcTemplate {name} is not Ready on ProxmoxNode {node}: OS template {}: {why}",
+                template.spec.os_template.volid
+            ),
+        ));
+    }
     Err(blocked(
         "TemplateNotOnNode",
         format!(
@@ -97,6 +121,15 @@ pub fn check_template(template: Option<&LxcTemplate>, name: &str, node: &str) ->
             template.spec.os_template.volid
         ),
     ))
+}
+
+/// Whether the template's OS template is on the ProxmoxNode `node` (a container created
+/// there earlier no longer needs it).
+pub fn present_on(template: &LxcTemplate, node: &str) -> bool {
+    template
+        .status
+        .as_ref()
+        .is_some_and(|s| s.nodes.iter().any(|n| n.node == node && n.present))
 }
 
 #[cfg(test)]
@@ -167,5 +200,49 @@ mod tests {
             check_template(None, "debian", "pve1").unwrap_err().reason,
             "TemplateNotFound"
         );
+    }
+
+    #[test]
+    fn a_template_that_cannot_reach_the_node_says_why() {
+        let why = "download failed: Permission check failed (/, Sys.AccessNetwork)";
+        let refused = template(
+            json!([{"node": "pve1", "present": false, "message": why}]),
+            "TemplateMissing",
+        );
+        let e = check_template(Some(&refused), "debian", "pve1").unwrap_err();
+        assert_eq!(e.reason, "TemplateNotReady");
+        assert!(
+            e.message.contains("Sys.AccessNetwork") && e.message.contains("pve1"),
+            "{}",
+            e.message
+        );
+        // A download in flight is only not there yet.
+        let downloading = template(
+            json!([{"node": "pve1", "present": false, "downloadTask": "UPID:pve1:1", "message": "old"}]),
+            "TemplateMissing",
+        );
+        let e = check_template(Some(&downloading), "debian", "pve1").unwrap_err();
+        assert_eq!(e.reason, "TemplateNotOnNode");
+        assert!(
+            !present_on(&downloading, "pve1")
+                && present_on(
+                    &template(json!([{"node": "pve1", "present": true}]), "Ready"),
+                    "pve1"
+                )
+        );
+    }
+
+    #[test]
+    fn a_node_being_deleted_takes_no_work() {
+        let mut n = node(true, json!({}));
+        n.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        for new in [true, false] {
+            assert_eq!(
+                check_node(Some(&n), "pve1", "a", new).unwrap_err().reason,
+                "NodeDeleting"
+            );
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct ControllerSet {
     pub observations: Observations,
     pub clients: ClientCache,
     pub provisioner: Option<Arc<dyn Provisioner>>,
+    /// How long a DHCP interface of a started container may go without an address.
+    pub address_timeout: std::time::Duration,
 }
 
 impl ControllerSet {
@@ -53,6 +55,7 @@ impl ControllerSet {
             observations: Observations::default(),
             clients: ClientCache::default(),
             provisioner: Some(Arc::new(container::ssh::SshProvisioner::default())),
+            address_timeout: container::context::DEFAULT_ADDRESS_TIMEOUT,
         }
     }
 
@@ -85,7 +88,8 @@ impl ControllerSet {
             containers: containers.store.clone(),
         };
         let shared = self.shared(stores);
-        let container_ctx = ContainerCtx::new(shared.clone());
+        let mut container_ctx = ContainerCtx::new(shared.clone());
+        container_ctx.address_timeout = self.address_timeout;
         let node_ctx = NodeCtx::new(shared.clone(), Some(containers.wake.clone()));
         let template_ctx = TemplateCtx::new(shared);
         let controllers = async {

@@ -278,6 +278,19 @@ async fn publish_lapses(leadership: Leadership, leading: watch::Sender<bool>, id
 /// Runs the election forever, proving `leadership` and publishing whether this replica leads
 /// on `leading` (for `/readyz`, metrics and the controllers).
 pub async fn run(client: Client, config: LeaderConfig, leadership: Leadership, leading: watch::Sender<bool>) {
+    run_reporting(client, config, leadership, leading, watch::channel(None).0).await
+}
+
+/// [`run`], publishing on `problem` why this replica cannot take part in the election (`None`
+/// while it can): `/readyz` is false meanwhile. Each new problem is logged once, clearly, and
+/// its end once; rounds that fail the same way again stay quiet.
+pub async fn run_reporting(
+    client: Client,
+    config: LeaderConfig,
+    leadership: Leadership,
+    leading: watch::Sender<bool>,
+    problem: watch::Sender<Option<String>>,
+) {
     let identity = config.identity.clone();
     let lapses = tokio::spawn(publish_lapses(
         leadership.clone(),
@@ -285,19 +298,65 @@ pub async fn run(client: Client, config: LeaderConfig, leadership: Leadership, l
         identity.clone(),
     ));
     let _stop_lapses = AbortOnDrop(lapses);
-    let mut elector = Elector::new(client, config, leadership.clone());
+    let mut elector = Elector::new(client, config.clone(), leadership.clone());
     loop {
         let why = match elector.round().await {
-            Ok(true) => "renewed",
-            Ok(false) => "another replica holds the lease",
+            Ok(leads) => {
+                problem.send_if_modified(|p| {
+                    let had = p.take();
+                    if had.is_some() {
+                        tracing::info!(identity, "leader election works again");
+                    }
+                    had.is_some()
+                });
+                if leads {
+                    "renewed"
+                } else {
+                    "another replica holds the lease"
+                }
+            }
             Err(e) => {
-                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "leader election round failed");
+                let explained = explain(&e, &config);
+                problem.send_if_modified(|p| {
+                    if p.as_deref() == Some(explained.as_str()) {
+                        return false;
+                    }
+                    tracing::error!(identity, problem = %explained, "cannot take part in leader election (retrying; said once)");
+                    *p = Some(explained.clone());
+                    true
+                });
                 "renewal failed past its validity"
             }
         };
         publish(&leading, &identity, leadership.is_leading(), why);
         tokio::time::sleep_until(elector.next_round()).await;
     }
+}
+
+/// A failed round in words a person can act on: a missing namespace named as such, anything
+/// else as its error chain (never a debug dump).
+pub fn explain(error: &ElectionError, config: &LeaderConfig) -> String {
+    if let ElectionError::Api {
+        source: Error::Api(status),
+        ..
+    } = error
+        && status.code == 404
+        && status.message.contains("namespaces")
+    {
+        return format!(
+            "namespace {} does not exist, so the leader Lease {} cannot be created there: \
+             create the namespace, or set --namespace (LXC_OPERATOR_NAMESPACE) to one that exists",
+            config.namespace, config.lease_name
+        );
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Aborts a background task when its owner goes away.

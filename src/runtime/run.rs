@@ -43,7 +43,8 @@ pub struct RunConfig {
     /// Days of audit trail to keep (0 keeps everything).
     #[arg(long, env = "LXC_OPERATOR_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u64,
-    /// Where the web server (health, metrics, status page) listens.
+    /// Where the web server listens: `/healthz`, `/readyz`, `/metrics`, and `/` saying where
+    /// things are (the status page will have an address of its own).
     #[arg(long, env = "LXC_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// Log format: `text` or `json`.
@@ -73,6 +74,12 @@ pub enum ConfigError {
          replicas would not see each other's locks and could both create a container"
     )]
     ReplicasWithoutRedis { replicas: u16 },
+    #[error(
+        "--sqlite-path {path}: the directory {parent} does not exist; create it (or mount a \
+         volume there), or set --database-url for Postgres. The operator does not create it: \
+         a mistyped path would otherwise keep the audit trail somewhere nobody looks"
+    )]
+    SqliteDirectoryMissing { path: String, parent: String },
 }
 
 impl RunConfig {
@@ -83,15 +90,30 @@ impl RunConfig {
                 replicas: self.replicas,
             });
         }
+        let sqlite = self.database_url.as_deref().is_none_or(|u| u.trim().is_empty());
+        if sqlite {
+            // A bare file name lives in the working directory, which exists.
+            let parent = self.sqlite_path.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(parent) = parent.filter(|p| !p.is_dir()) {
+                return Err(ConfigError::SqliteDirectoryMissing {
+                    path: self.sqlite_path.display().to_string(),
+                    parent: parent.display().to_string(),
+                });
+            }
+        }
         Ok(())
     }
 }
 
-/// Sets up `tracing` in the chosen format.
+/// Sets up `tracing` in the chosen format; text is coloured only on a terminal (a file or a
+/// log collector gets no escape codes).
 pub fn init_logging(format: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     if format == "json" {
         builder.json().init();
     } else {
@@ -153,11 +175,13 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let (leading_tx, leading) = watch::channel(false);
     let (ready_tx, ready) = watch::channel(false);
     let leadership = Leadership::elected();
-    let election = tokio::spawn(leader::run(
+    let (problem_tx, election_problem) = watch::channel(None);
+    let election = tokio::spawn(leader::run_reporting(
         client.clone(),
         leader_config.clone(),
         leadership.clone(),
         leading_tx,
+        problem_tx,
     ));
     let mut leading_watch = leading.clone();
     let leader_metric = metrics.clone();
@@ -182,6 +206,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         leading,
         leadership: leadership.clone(),
         ready,
+        election_problem,
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "web server listening");

@@ -81,6 +81,9 @@ pub fn operator_with(database_url: String, redis_url: String) {
                     .expect("coordinator");
                 let mut set = ControllerSet::new(kube, audit, coordinator);
                 set.identity = Some("e2e".into());
+                // Short, so a test can tell a wait counted from this start from one counted
+                // from an old transition (no simulator delays an address unless told to).
+                set.address_timeout = Duration::from_secs(5);
                 set.reconcile_metrics = Some(std::sync::Arc::new(CountReconciles));
                 let _ = tx.send(());
                 set.run(std::future::pending()).await;

@@ -60,6 +60,10 @@ impl Admin {
     pub fn set_faults(&self, cfg: FaultConfig) {
         lock(&self.0.faults).cfg = cfg;
     }
+    /// DHCP leases show this many seconds after a container starts (see `FaultConfig`).
+    pub fn set_dhcp_delay(&self, secs: u64) {
+        lock(&self.0.faults).cfg.dhcp_delay_secs = secs;
+    }
     pub fn add_error_rule(&self, rule: ErrorRule) {
         lock(&self.0.faults).cfg.errors.push(rule);
     }

@@ -15,6 +15,9 @@ pub struct FaultConfig {
     pub latency: Vec<LatencyRule>,
     pub padding: Vec<PaddingRule>,
     pub task_failures: Vec<TaskFailure>,
+    /// Seconds after a container starts before its DHCP lease shows in `/interfaces` (a real
+    /// container's DHCP client takes a while after boot; 0 = at once).
+    pub dhcp_delay_secs: u64,
 }
 
 /// Which requests a rule applies to: path prefix below `/api2/json` ("" = all) and method.

@@ -22,6 +22,9 @@ pub struct Remembered {
     pub polls: Option<(String, u32)>,
 }
 
+/// How long a DHCP interface may go without an address, by default.
+pub const DEFAULT_ADDRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The container controller's context.
 #[derive(Clone)]
 pub struct ContainerCtx {
@@ -55,7 +58,7 @@ impl ContainerCtx {
             reserved: Default::default(),
             failures: Default::default(),
             placing: Default::default(),
-            address_timeout: std::time::Duration::from_secs(120),
+            address_timeout: DEFAULT_ADDRESS_TIMEOUT,
         }
     }
 

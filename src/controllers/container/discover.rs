@@ -8,7 +8,7 @@ use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::container::InterfaceAddress;
 use crate::pipeline::desired::DesiredContainer;
-use crate::pipeline::discover::discover as found;
+use crate::pipeline::discover::{address_wait, discover as found};
 
 /// Records the addresses; waits while a DHCP interface of a running container has none.
 pub async fn discover(
@@ -33,17 +33,27 @@ pub async fn discover(
         .map(|a: &InterfaceAddress| a.address.split('/').next().unwrap_or_default().to_string());
     run.status.addresses = d.addresses;
     if running && !d.waiting.is_empty() {
-        let since = run
+        let since_powered = run
             .status
             .conditions
             .iter()
             .find(|c| c.type_ == phase::POWERED)
-            .map(|c| c.last_transition_time.0);
-        let waited = since
-            .map(|t| run.now.duration_since(t).as_secs_f64().max(0.0))
-            .unwrap_or_default();
+            .map(|c| run.now.duration_since(c.last_transition_time.0).as_secs_f64());
+        let timeout = run.ctx.address_timeout.as_secs_f64();
+        // Measured from this start (the container's uptime, read only when the Powered
+        // transition alone would call it late), not from an old transition.
+        let mut waited = address_wait(None, since_powered);
+        if waited > timeout {
+            let uptime = target
+                .client
+                .container_status(target.pve_node(), desired.vmid)
+                .await
+                .map_err(|e| Halt::proxmox(phase::DISCOVERED, &e))?
+                .uptime;
+            waited = address_wait(uptime, since_powered);
+        }
         let names = d.waiting.join(", ");
-        if waited > run.ctx.address_timeout.as_secs_f64() {
+        if waited > timeout {
             return Err(Halt::new(
                 phase::DISCOVERED,
                 "AddressTimeout",

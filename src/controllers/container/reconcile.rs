@@ -28,7 +28,7 @@ use crate::coordination::container_lock;
 use crate::crd::container::{LxcContainer, PowerState};
 use crate::crd::node::ProxmoxNode;
 use crate::crd::template::LxcTemplate;
-use crate::status::conditions::{Outcome, is_true, set_kstatus, types};
+use crate::status::conditions::{Outcome, set_kstatus, types};
 
 /// How long a Ready container goes without a look (drift wakes it sooner).
 const RESYNC: Duration = Duration::from_secs(30 * 60);
@@ -212,6 +212,10 @@ async fn finish(
     Ok(action)
 }
 
+/// Reasons a container waits on that a human must act on elsewhere: each gets a Warning
+/// Event when it appears, like a stall.
+const BLOCKED_WITH_EVENT: &[&str] = &["TemplateNotReady", "NodeDeleting"];
+
 /// Events: Ready reached, a new reason to be stuck, and drift corrected.
 async fn publish(run: &Run<'_>, stalled: bool) {
     let before = run.before.conditions.iter().find(|c| c.type_ == types::READY);
@@ -234,7 +238,7 @@ async fn publish(run: &Run<'_>, stalled: bool) {
             "the container matches its spec".into(),
         )
         .await;
-    } else if stalled {
+    } else if stalled || BLOCKED_WITH_EVENT.contains(&after.reason.as_str()) {
         run.event(
             EventType::Warning,
             &after.reason,
@@ -274,9 +278,9 @@ pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches) -> Prepa
     let woken = futures::stream::unfold(receiver, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
     let controller = controller
         .watches_shared_stream(watches.nodes.subscribe(), move |node: Arc<ProxmoxNode>| {
-            // Only a change of the node's readiness (or spec) matters, and only to containers
-            // not Ready: Ready ones hear of their own changes from the poll, so a poll costs
-            // no reconcile per container.
+            // Only a real change of the node (readiness, spec such as a cordon, deletion)
+            // matters, not a probe that refreshed its status: then every container that uses
+            // it looks again, Ready or not, and its conditions say what changed.
             if !readiness.changed(&node) {
                 return Vec::new();
             }
@@ -285,11 +289,10 @@ pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches) -> Prepa
                 .state()
                 .into_iter()
                 .filter(|c| {
-                    let s = c.status.as_ref();
-                    let uses = s.and_then(|s| s.node.as_deref()) == Some(name.as_str())
+                    let placed = c.status.as_ref().and_then(|s| s.node.as_deref());
+                    placed == Some(name.as_str())
                         || c.spec.node_ref.as_deref() == Some(name.as_str())
-                        || (c.spec.node_selector.is_some() && s.and_then(|s| s.node.as_ref()).is_none());
-                    uses && !s.is_some_and(|s| is_true(&s.conditions, types::READY))
+                        || (c.spec.node_selector.is_some() && placed.is_none())
                 })
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()

@@ -12,7 +12,7 @@ use crate::crd::template::LxcTemplate;
 use crate::pipeline::desired::{DEFAULT_MEMORY_MIB, Subject, desired_container, memory_mib};
 use crate::pipeline::place::{Candidate, choose};
 use crate::pipeline::policy::{self, PolicyDenied};
-use crate::pipeline::resolve::{Blocked, check_node, check_template};
+use crate::pipeline::resolve::{Blocked, check_node, check_template, present_on};
 
 pub(super) fn blocked(condition: &'static str, b: Blocked) -> Halt {
     Halt::new(condition, b.reason, b.message, HaltKind::Blocked)
@@ -32,8 +32,10 @@ pub async fn resolve(run: &mut Run<'_>) -> Result<Target, Halt> {
     check_node(node.as_ref(), &node_name, &run.namespace, placed.is_none())
         .map_err(|b| blocked(phase::RESOLVED, b))?;
     let exists = run.status.vmid.is_some() && run.was(phase::CREATED);
+    // A container already created no longer needs the OS template on its node.
+    let missing_here = template.as_ref().is_some_and(|t| !present_on(t, &node_name));
     match check_template(template.as_ref(), &spec.template_ref, &node_name) {
-        Err(b) if b.reason != "TemplateNotOnNode" || !exists => return Err(blocked(phase::RESOLVED, b)),
+        Err(b) if !(missing_here && exists) => return Err(blocked(phase::RESOLVED, b)),
         _ => {}
     }
     let (Some(node), Some(template)) = (node, template) else {
@@ -49,11 +51,16 @@ pub async fn resolve(run: &mut Run<'_>) -> Result<Target, Halt> {
         )
     })?;
     let client = run.client_for(&node, phase::RESOLVED).await?;
+    // A cordon keeps placed containers; their condition still says so.
+    let cordoned = match node.spec.cordoned {
+        true => " (the node is cordoned: it takes no new containers)",
+        false => "",
+    };
     run.pass(
         phase::RESOLVED,
         "Resolved",
         format!(
-            "ProxmoxNode {node_name} and LxcTemplate {} are usable",
+            "ProxmoxNode {node_name} and LxcTemplate {} are usable{cordoned}",
             template.name_any()
         ),
     );

@@ -247,6 +247,7 @@ fn link_local(mac: &str) -> String {
 
 /// The interface list `ip --json a` would give inside a running container; null when stopped.
 pub fn interfaces(ctx: &Ctx) -> ApiResult<Reply> {
+    let dhcp_delay = crate::sync::lock(&ctx.sim.faults).cfg.dhcp_delay_secs;
     let st = ctx.sim.state();
     let Some(ct) = st
         .cts
@@ -270,6 +271,8 @@ pub fn interfaces(ctx: &Ctx) -> ApiResult<Reply> {
         let mut addrs = Vec::new();
         let mut inet = None;
         match propstr::get(&net, "ip") {
+            // No lease yet: the DHCP client is still asking.
+            Some("dhcp") if crate::state::now().saturating_sub(ct.started_at) < dhcp_delay => {}
             Some("dhcp") => {
                 let b: Vec<u8> = mac
                     .split(':')
