@@ -62,6 +62,22 @@ pub struct RunConfig {
     /// How many `LxcContainer`s reconcile at once (never two on one container).
     #[arg(long, env = "LXC_OPERATOR_CONTAINER_CONCURRENCY", default_value_t = 16)]
     pub container_concurrency: u16,
+    /// Seconds within which every container's Proxmox config is read for drift the node poll
+    /// cannot see (NICs, description, DNS, mount points, …), spread evenly; 0 turns it off.
+    #[arg(long, env = "LXC_OPERATOR_DRIFT_CHECK_INTERVAL", default_value_t = 300)]
+    pub drift_check_interval: u64,
+    /// At most this many of those sweep reconciles per second per Proxmox node (each reads the
+    /// config, the current status and the interfaces).
+    #[arg(long, env = "LXC_OPERATOR_DRIFT_READS_PER_SECOND", default_value_t = 2.0,
+          value_parser = positive_rate)]
+    pub drift_reads_per_second: f64,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
 }
 
 /// The configuration cannot work as given.
@@ -172,6 +188,10 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     set.metrics = Some(metrics.clone());
     set.reconcile_metrics = Some(metrics.clone());
     set.container_concurrency = config.container_concurrency;
+    set.drift_sweep = crate::cluster::sweep::SweepSettings {
+        interval: Duration::from_secs(config.drift_check_interval),
+        reads_per_second: config.drift_reads_per_second,
+    };
     set.leadership = leadership.clone();
     let controllers = tokio::spawn(run_controllers_while_leading(set, leading.clone()));
 

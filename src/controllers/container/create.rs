@@ -36,6 +36,14 @@ pub fn desired(run: &Run<'_>, target: &Target, vmid: u32) -> CreateLxc {
     )
 }
 
+/// Whether this object's status records creating (or adopting) exactly this container: its
+/// VMID on this node, with `Created` true.
+fn recorded(run: &Run<'_>, target: &Target, vmid: u32) -> bool {
+    run.was(phase::CREATED)
+        && run.before.vmid == Some(i64::from(vmid))
+        && run.before.node.as_deref() == Some(kube::ResourceExt::name_any(&target.node).as_str())
+}
+
 fn conflict(message: String) -> Halt {
     Halt::new(phase::CREATED, "Conflict", message, HaltKind::Stalled)
 }
@@ -45,8 +53,13 @@ pub async fn create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -> 
     let vmid = desired.vmid;
     let node = target.pve_node().to_string();
     match target.client.container_config(&node, vmid).await {
-        Ok(config) => match owner(config.get("tags"), config.get("description"), &run.uid) {
-            Owner::This if config.lock() == Some("create") => Err(Halt::wait(
+        Ok(config) => match owner(
+            config.get("tags"),
+            config.get("description"),
+            &run.uid,
+            recorded(run, target, vmid),
+        ) {
+            Owner::This | Owner::Unmarked if config.lock() == Some("create") => Err(Halt::wait(
                 phase::CREATED,
                 "Creating",
                 format!("VMID {vmid} is being created"),
@@ -62,6 +75,22 @@ pub async fn create(run: &mut Run<'_>, target: &Target, desired: &CreateLxc) -> 
                     )
                     .await;
                 }
+                run.pass(phase::CREATED, "Created", format!("VMID {vmid} on {node}"));
+                Ok(config)
+            }
+            Owner::Unmarked => {
+                // The configure phase writes the marker back with the rest of the config.
+                run.event(
+                    EventType::Warning,
+                    "OwnershipMarkerRestored",
+                    "Create",
+                    format!(
+                        "the ownership marker of VMID {vmid} on {node} was removed or altered in \
+                         Proxmox (a Notes or tags edit?); it is still this object's container, and \
+                         the marker is written back"
+                    ),
+                )
+                .await;
                 run.pass(phase::CREATED, "Created", format!("VMID {vmid} on {node}"));
                 Ok(config)
             }
@@ -99,7 +128,7 @@ async fn elsewhere(run: &mut Run<'_>, target: &Target, vmid: u32) -> Result<(), 
     if found.kind == "lxc"
         && let Some(node) = ours
         && let Ok(config) = target.client.container_config(&at, vmid).await
-        && owner(config.get("tags"), config.get("description"), &run.uid) == Owner::This
+        && owner(config.get("tags"), config.get("description"), &run.uid, false).is_ours()
     {
         let name = kube::ResourceExt::name_any(node.as_ref());
         run.event(
