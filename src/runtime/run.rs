@@ -252,3 +252,44 @@ pub async fn run_controllers_while_leading(set: ControllerSet, mut leading: watc
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::RunConfig;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunConfig,
+    }
+
+    #[test]
+    fn the_drift_sweep_flags_parse_and_refuse_a_rate_that_reads_nothing() {
+        let cli = Cli::try_parse_from(["run"]).unwrap();
+        assert_eq!(
+            (cli.run.drift_check_interval, cli.run.drift_reads_per_second),
+            (300, 2.0),
+            "defaults"
+        );
+        let cli = Cli::try_parse_from([
+            "run",
+            "--drift-check-interval",
+            "60",
+            "--drift-reads-per-second",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cli.run.drift_check_interval, cli.run.drift_reads_per_second),
+            (60, 0.5)
+        );
+        for bad in ["0", "-1", "NaN", "inf", "fast"] {
+            assert!(
+                Cli::try_parse_from(["run", "--drift-reads-per-second", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
