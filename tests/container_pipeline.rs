@@ -88,10 +88,11 @@ async fn every_field_reaches_proxmox_and_changes_in_place() {
         (Some("/srv/data"), Some(2), Some(true))
     );
     let tags: BTreeSet<String> = parse_tags(&get("tags")).into_iter().collect();
+    let uid_tag = lxc_operator::pipeline::ownership::uid_tag(ct.metadata.uid.as_deref().unwrap());
     assert_eq!(
         tags,
-        ["app", "base", OWNER_TAG].map(String::from).into(),
-        "spec + template + owner tags"
+        ["app", "base", OWNER_TAG, &uid_tag].map(String::from).into(),
+        "spec + template + owner tags (the owner tag and the uid tag)"
     );
     assert!(get("description").starts_with("the app"));
     let creates = w.creates("pve1");
@@ -277,7 +278,11 @@ async fn node_change_migrates_and_deletion_follows_the_policy() {
     let info = w.sim.admin().container(kid).expect("retained");
     assert_eq!(info.status, "running");
     let cfg = w.config("pve1", kid).await;
-    assert!(!parse_tags(cfg.get("tags").unwrap_or_default()).contains(&OWNER_TAG.to_string()));
+    let left = parse_tags(cfg.get("tags").unwrap_or_default());
+    assert!(
+        !left.iter().any(|t| t == OWNER_TAG || t.starts_with("lxcop-")),
+        "no operator tag left: {left:?}"
+    );
     assert_eq!(cfg.get("description").map(str::trim_end), Some("keep me"));
 }
 

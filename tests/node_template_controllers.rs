@@ -14,6 +14,7 @@ use lxc_operator::audit::AuditStore;
 use lxc_operator::cluster::Stores;
 use lxc_operator::cluster::drift::ContainerWake;
 use lxc_operator::cluster::observations::Observations;
+use lxc_operator::cluster::sweep::{ConfigSweep, SweepSettings};
 use lxc_operator::cluster::watches::Watches;
 use lxc_operator::controllers::node::{NodeCtx, reconcile as node_controller};
 use lxc_operator::controllers::template::{TemplateCtx, reconcile as template_controller};
@@ -62,9 +63,11 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
         templates: templates.store.clone(),
         containers: reader.clone(),
     });
+    // Only what a poll shows wakes a container here (the config sweep has its own tests).
     let wake = ContainerWake {
         containers: reader,
         sender: wake_tx,
+        sweep: std::sync::Arc::new(ConfigSweep::new(SweepSettings::OFF)),
     };
     tokio::spawn(watches.run(kube.clone()));
     tokio::spawn(nodes.run(NodeCtx::new(shared.clone(), Some(wake)), async move {

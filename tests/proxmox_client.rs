@@ -763,6 +763,7 @@ async fn every_example_container_maps_to_parameters_proxmox_accepts() {
                 config.get("tags"),
                 config.get("description"),
                 "uid-1",
+                false,
             );
             assert_eq!(
                 owner,

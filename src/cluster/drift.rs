@@ -1,34 +1,83 @@
-//! Drift: who must hear of what changed in Proxmox between two polls of a node — exactly the `LxcContainer`s whose observed state changed (steady state wakes
-//! none) and, when a `ProxmoxNode` itself changed, the objects that depend on it.
+//! Drift: who must hear of what changed in Proxmox between two polls of a node — exactly the
+//! `LxcContainer`s whose observed state changed and, when a `ProxmoxNode` itself changed, the
+//! objects that depend on it — plus the config sweep's bounded share of the others, for what a
+//! poll cannot show (see `sweep`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::observations::{NodeObservation, Observations};
+use super::sweep::ConfigSweep;
 use crate::crd::LxcContainer;
 
-/// Wakes `LxcContainer` reconciles after a poll saw their Proxmox state change.
+/// Wakes `LxcContainer` reconciles after a poll saw their Proxmox state change, and a bounded
+/// share of the others for the config sweep (see [`ConfigSweep`]).
 #[derive(Clone)]
 pub struct ContainerWake {
     pub containers: Store<LxcContainer>,
     pub sender: tokio::sync::mpsc::UnboundedSender<ObjectRef<LxcContainer>>,
+    pub sweep: Arc<ConfigSweep>,
 }
 
 impl ContainerWake {
-    /// Stores `node`'s new observation and wakes the containers on it whose state changed.
+    /// Stores `node`'s new observation and wakes the containers on it whose state changed, plus
+    /// the ones the config sweep is due to read.
     pub fn observed(&self, observations: &Observations, node: &str, observation: NodeObservation) {
+        self.observed_at(observations, node, observation, Instant::now());
+    }
+
+    fn observed_at(
+        &self,
+        observations: &Observations,
+        node: &str,
+        observation: NodeObservation,
+        now: Instant,
+    ) {
         let changed = observations.update(node, observation);
-        if changed.is_empty() {
-            return;
-        }
-        tracing::debug!(%node, ?changed, "observed container changes");
         let state = self.containers.state();
-        for target in containers_to_wake(state.iter().map(|c| c.as_ref()), node, &changed) {
+        let woken = containers_to_wake(state.iter().map(|c| c.as_ref()), node, &changed);
+        if !changed.is_empty() {
+            tracing::debug!(%node, ?changed, "observed container changes");
+        }
+        let placed = placed_on(state.iter().map(|c| c.as_ref()), node);
+        let uids: Vec<String> = placed.keys().cloned().collect();
+        let already: BTreeSet<&str> = placed
+            .iter()
+            .filter(|(_, r)| woken.contains(r))
+            .map(|(uid, _)| uid.as_str())
+            .collect();
+        let swept: Vec<ObjectRef<LxcContainer>> = self
+            .sweep
+            .pick(node, now, &uids, &already)
+            .into_iter()
+            .filter_map(|uid| placed.get(uid).cloned())
+            .collect();
+        if !swept.is_empty() {
+            tracing::debug!(%node, count = swept.len(), "config sweep wakes containers");
+        }
+        for target in woken.into_iter().chain(swept) {
             let _ = self.sender.send(target);
         }
     }
+}
+
+/// The `LxcContainer`s placed on `node` with a VMID, by uid (the sweep's order).
+pub fn placed_on<'a>(
+    containers: impl IntoIterator<Item = &'a LxcContainer>,
+    node: &str,
+) -> BTreeMap<String, ObjectRef<LxcContainer>> {
+    containers
+        .into_iter()
+        .filter(|c| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| s.node.as_deref() == Some(node) && s.vmid.is_some())
+        })
+        .filter_map(|c| Some((c.metadata.uid.clone()?, ObjectRef::from_obj(c))))
+        .collect()
 }
 
 /// Remembers each node's readiness, generation (spec: cordon, namespaces, ...) and deletion, to
@@ -90,12 +139,79 @@ mod wake_tests {
             "spec": {"nodeRef": node, "templateRef": "t"}
         }))
         .unwrap();
+        c.metadata.uid = Some(format!("uid-{name}"));
         c.status = Some(LxcContainerStatus {
             node: Some(node.into()),
             vmid: Some(vmid),
             ..Default::default()
         });
         c
+    }
+
+    fn observation(vmids: &[u32], memory: u64) -> NodeObservation {
+        use crate::cluster::observations::ObservedContainer;
+        NodeObservation {
+            containers: vmids
+                .iter()
+                .map(|&vmid| {
+                    let c = ObservedContainer {
+                        vmid,
+                        node: "pve1".into(),
+                        status: "running".into(),
+                        name: None,
+                        lock: None,
+                        tags: None,
+                        maxcpu_milli: Some(1000),
+                        maxmem: Some(memory),
+                        maxdisk: None,
+                    };
+                    (vmid, c)
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn polls_wake_the_changed_containers_and_a_bounded_sweep_of_the_rest() {
+        use crate::cluster::sweep::{ConfigSweep, SweepSettings};
+        use std::time::Duration;
+        let mut writer = kube::runtime::reflector::store::Writer::<LxcContainer>::default();
+        for c in [
+            ct("a", "pve1", 100),
+            ct("b", "pve1", 101),
+            ct("c", "pve1", 102),
+            ct("d", "pve2", 100),
+        ] {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(c));
+        }
+        let (sender, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let wake = ContainerWake {
+            containers: writer.as_reader(),
+            sender,
+            sweep: Arc::new(ConfigSweep::new(SweepSettings {
+                interval: Duration::from_secs(10),
+                reads_per_second: 10.0,
+            })),
+        };
+        let obs = Observations::default();
+        let t0 = Instant::now();
+        let mut poll = |secs: u64, observation: NodeObservation| {
+            wake.observed_at(&obs, "pve1", observation, t0 + Duration::from_secs(secs));
+            let mut names = Vec::new();
+            while let Ok(r) = rx.try_recv() {
+                names.push(r.name);
+            }
+            names
+        };
+        // First poll: everything is new (and the sweep's clock starts).
+        assert_eq!(poll(0, observation(&[100, 101, 102], 1)), ["a", "b", "c"]);
+        // 5 s later, nothing changed: 3 containers × 5 s / 10 s = 1.5 owed, one read now.
+        assert_eq!(poll(5, observation(&[100, 101, 102], 1)), ["a"]);
+        // Then 2 (1.5 + 0.5 carried); pve2's container is never this node's business.
+        assert_eq!(poll(10, observation(&[100, 101, 102], 1)), ["b", "c"]);
+        // A change wakes its container; the sweep goes on with the others.
+        assert_eq!(poll(15, observation(&[100, 101, 102], 2)), ["a", "b", "c"]);
     }
 
     #[test]

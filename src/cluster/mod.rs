@@ -7,6 +7,7 @@ pub mod drift;
 pub mod fence;
 pub mod observations;
 pub mod shared;
+pub mod sweep;
 pub mod watches;
 
 pub use shared::{ReconcileMetrics, Shared, Stores};

@@ -15,6 +15,8 @@ pub struct ObservedContainer {
     pub name: Option<String>,
     pub lock: Option<String>,
     pub tags: Option<String>,
+    /// `maxcpu` in thousandths (it is fractional with a `cpulimit`): a `cores` change shows here.
+    pub maxcpu_milli: Option<u64>,
     pub maxmem: Option<u64>,
     pub maxdisk: Option<u64>,
 }
@@ -32,6 +34,10 @@ impl ObservedContainer {
             name: r.name.clone(),
             lock: r.lock.clone(),
             tags: r.tags.clone(),
+            maxcpu_milli: r
+                .maxcpu
+                .filter(|c| c.is_finite() && *c >= 0.0)
+                .map(|c| (c * 1000.0).round() as u64),
             maxmem: r.maxmem,
             maxdisk: r.maxdisk,
         })
@@ -108,6 +114,7 @@ mod tests {
             name: None,
             lock: None,
             tags: None,
+            maxcpu_milli: None,
             maxmem: None,
             maxdisk: None,
         }
@@ -132,6 +139,13 @@ mod tests {
         assert!(
             changed_vmids(&new, &new).is_empty(),
             "steady state changes nothing"
+        );
+        let mut more_cores = new.clone();
+        more_cores.get_mut(&100).unwrap().maxcpu_milli = Some(4000);
+        assert_eq!(
+            changed_vmids(&new, &more_cores),
+            [100].into(),
+            "a cores change is a change"
         );
         let obs = Observations::default();
         assert_eq!(
@@ -168,13 +182,15 @@ mod tests {
             tags: None,
             lock: None,
             template: false,
+            maxcpu: Some(1.5),
             maxmem: None,
             mem: None,
             maxdisk: None,
             disk: None,
             storage: None,
         };
-        assert_eq!(ObservedContainer::from_resource(&r("lxc")).unwrap().vmid, 100);
+        let observed = ObservedContainer::from_resource(&r("lxc")).unwrap();
+        assert_eq!((observed.vmid, observed.maxcpu_milli), (100, Some(1500)));
         assert!(ObservedContainer::from_resource(&r("qemu")).is_none());
     }
 }

@@ -21,6 +21,9 @@ pub const MAC_PATTERN: &str = "^[0-9A-Fa-f][02468AaCcEe](:[0-9A-Fa-f]{2}){5}$";
 /// The CEL rule on `description`: the ownership marker's prefix (see
 /// `pipeline::ownership::UID_PREFIX`) may not be written by hand, in any letter case.
 pub const NO_OWNER_MARKER_RULE: &str = "!self.lowerAscii().contains('lxc-operator-uid:')";
+/// The CEL rule on `tags`: the uid tag (`pipeline::ownership::UID_TAG_PREFIX`) is the
+/// operator's alone.
+pub const NO_UID_TAG_RULE: &str = "self.all(t, !t.startsWith('lxcop-'))";
 
 /// One LXC container on Proxmox VE.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -143,9 +146,14 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64), regex(pattern = "^[A-Za-z0-9_-]+$"))]
     pub pool: Option<String>,
-    /// Proxmox tags (lower-case). The operator adds its own ownership tag beside them.
+    /// Proxmox tags (lower-case). The operator adds its own ownership tags beside them
+    /// (`lxc-operator` and `lxcop-<uid>`), so no tag here may start with `lxcop-`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 64), regex(pattern = TAG_PATTERN)))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": NO_UID_TAG_RULE,
+        "message": "must not start with 'lxcop-': the operator's ownership tag cannot be written by hand"
+    }]))]
     pub tags: Vec<String>,
     /// Free-text description shown in Proxmox; the operator appends its ownership marker
     /// line, so the text itself must not contain `lxc-operator-uid:`.

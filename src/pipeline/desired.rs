@@ -310,7 +310,7 @@ pub fn desired_container(subject: &Subject<'_>, vmid: u32) -> DesiredContainer {
             .filter(|d| !d.nameservers.is_empty())
             .map(|d| d.nameservers.join(" ")),
         searchdomain: spec.dns.as_ref().and_then(|d| d.search_domain.clone()),
-        tags: Some(tags_with_owner(&tags)),
+        tags: Some(tags_with_owner(&tags, uid)),
         description: Some(description_with_owner(spec.description.as_deref(), uid)),
         pool: spec.pool.clone(),
     }
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(p.nets[0].to_string(), "name=eth0,bridge=vmbr9,ip=dhcp,type=veth");
         assert_eq!(p.features.unwrap().to_string(), "nesting=1");
         assert!(p.unprivileged, "unprivileged unless asked otherwise");
-        assert_eq!(p.tags.as_deref(), Some("base;lxc-operator"));
+        assert_eq!(p.tags.as_deref(), Some("base;lxc-operator;lxcop-u1"));
         assert_eq!(p.description.as_deref(), Some("lxc-operator-uid: u1\n"));
         assert_eq!(
             p.ostemplate,
@@ -431,7 +431,7 @@ mod tests {
         assert_eq!(p.startup.unwrap().to_string(), "order=10,up=5,down=30");
         assert!(!p.unprivileged);
         assert_eq!(p.onboot, Some(true));
-        assert_eq!(p.tags.as_deref(), Some("base;db;lxc-operator"));
+        assert_eq!(p.tags.as_deref(), Some("base;db;lxc-operator;lxcop-u2"));
         assert_eq!(
             p.description.as_deref(),
             Some("primary\n\nlxc-operator-uid: u2\n")

@@ -1,25 +1,56 @@
-//! The ownership marker: a tag plus the object's uid in the description, so a retry adopts the
+//! The ownership marker: tags plus the object's uid in the description, so a retry adopts the
 //! container it created instead of making another, and a foreign container is never touched.
 //! Proxmox lower-cases, de-duplicates and sorts tags, so the check parses them back.
 //!
+//! The uid travels twice: in the tag `lxcop-<uid>` and in the line the operator appends to the
+//! description. One edit (a Notes change in the Proxmox GUI) cannot erase both, and a container
+//! this object's status records as created here keeps being ours while our tag is on it: a
+//! missing or altered marker is drift, restored by the configure phase. Only a marker naming
+//! another object is a conflict.
+//!
 //! The uid is read only from the line the operator appends: the description's last line, alone
 //! (the whole description) or after a blank line. A marker-like line a user wrote anywhere else
-//! in the text claims nothing (and the CRD refuses one in `spec.description` in the first place).
+//! in the text claims nothing (and the CRD refuses one in `spec.description` in the first place,
+//! as it refuses an `lxcop-` tag in `spec.tags`).
 
 /// The tag every container the operator manages carries.
 pub const OWNER_TAG: &str = "lxc-operator";
+/// The prefix of the tag that names the owning object's uid (`lxcop-<uid>`).
+pub const UID_TAG_PREFIX: &str = "lxcop-";
 /// The description line that names the owning object's uid.
 pub const UID_PREFIX: &str = "lxc-operator-uid: ";
 
 /// Whose a container is, judged from its Proxmox config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
-    /// Ours: the tag and this object's uid.
+    /// Ours: the tag and this object's uid in the description.
     This,
+    /// Ours, but the marker is missing or altered (the description was edited, a tag removed):
+    /// our uid tag is on it, or this object's status records creating it and our tag is on it.
+    /// The configure phase writes the marker back.
+    Unmarked,
     /// Marked by the operator for another object.
     OtherObject(String),
     /// Not marked by the operator at all.
     Foreign,
+}
+
+impl Owner {
+    /// Ours, marked or not.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, Owner::This | Owner::Unmarked)
+    }
+}
+
+/// The tag that names `uid`.
+pub fn uid_tag(uid: &str) -> String {
+    format!("{UID_TAG_PREFIX}{}", uid.to_ascii_lowercase())
+}
+
+/// Whether a tag is one the operator writes for itself (the owner tag or a uid tag).
+pub fn is_operator_tag(tag: &str) -> bool {
+    let tag = tag.to_ascii_lowercase();
+    tag == OWNER_TAG || tag.starts_with(UID_TAG_PREFIX)
 }
 
 /// Splits a Proxmox tag list (`;`, `,` or white space separated) into lower-case tags.
@@ -30,10 +61,16 @@ pub fn parse_tags(tags: &str) -> Vec<String> {
         .collect()
 }
 
-/// The tags to send: the spec's, the template's and the owner tag, as Proxmox would store them.
-pub fn tags_with_owner<'a>(tags: impl IntoIterator<Item = &'a String>) -> String {
-    let mut all: Vec<String> = tags.into_iter().map(|t| t.to_ascii_lowercase()).collect();
+/// The tags to send: the spec's and the template's (without any operator tag they may carry),
+/// the owner tag and the uid tag, as Proxmox would store them.
+pub fn tags_with_owner<'a>(tags: impl IntoIterator<Item = &'a String>, uid: &str) -> String {
+    let mut all: Vec<String> = tags
+        .into_iter()
+        .map(|t| t.to_ascii_lowercase())
+        .filter(|t| !is_operator_tag(t))
+        .collect();
     all.push(OWNER_TAG.to_string());
+    all.push(uid_tag(uid));
     all.sort();
     all.dedup();
     all.join(";")
@@ -72,15 +109,39 @@ pub fn description_without_owner(description: &str) -> String {
     text.trim_end().to_string()
 }
 
-/// Whose the container with these `tags` and `description` is, for the object `uid`.
-pub fn owner(tags: Option<&str>, description: Option<&str>, uid: &str) -> Owner {
-    let tagged = tags
-        .map(parse_tags)
-        .is_some_and(|t| t.iter().any(|t| t == OWNER_TAG));
-    let marked = description.and_then(split_marker).map(|(_, uid)| uid);
-    match (tagged, marked) {
-        (true, Some(found)) if found == uid => Owner::This,
-        (true, Some(found)) => Owner::OtherObject(found.to_string()),
+/// Whether `s` has the form of a Kubernetes object uid (a UUID).
+fn is_object_uid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Whose the container with these `tags` and `description` is, for the object `uid`;
+/// `recorded` says this object's status records creating (or adopting) exactly this container
+/// (its VMID on its node, `Created` true).
+pub fn owner(tags: Option<&str>, description: Option<&str>, uid: &str, recorded: bool) -> Owner {
+    let tags = tags.map(parse_tags).unwrap_or_default();
+    let tagged = tags.iter().any(|t| t == OWNER_TAG);
+    let uid = uid.to_ascii_lowercase();
+    let mut tag_uids = tags.iter().filter_map(|t| t.strip_prefix(UID_TAG_PREFIX));
+    if let Some(other) = tag_uids.clone().find(|u| *u != uid) {
+        return Owner::OtherObject(other.to_string());
+    }
+    let uid_tagged = tag_uids.any(|u| u == uid);
+    let marked = description.and_then(split_marker).map(|(_, found)| found);
+    match marked {
+        Some(found) if found.eq_ignore_ascii_case(&uid) => match tagged {
+            true => Owner::This,
+            false if uid_tagged || recorded => Owner::Unmarked,
+            false => Owner::Foreign,
+        },
+        // A marker that is not a uid at all was altered by hand: it names no object.
+        Some(found) if is_object_uid(found) && (tagged || uid_tagged) => {
+            Owner::OtherObject(found.to_string())
+        }
+        _ if uid_tagged || (recorded && tagged) => Owner::Unmarked,
         _ => Owner::Foreign,
     }
 }
@@ -93,8 +154,8 @@ mod tests {
 
     #[test]
     fn the_marker_survives_proxmox_normalising_tags() {
-        let sent = tags_with_owner(&["Web".to_string(), "db".to_string(), "web".to_string()]);
-        assert_eq!(sent, "db;lxc-operator;web");
+        let sent = tags_with_owner(&["Web".to_string(), "db".to_string(), "web".to_string()], UID);
+        assert_eq!(sent, format!("db;lxc-operator;lxcop-{UID};web"));
         // What Proxmox may give back: other order, other separators, other case.
         for stored in [
             "db;lxc-operator;web",
@@ -102,7 +163,11 @@ mod tests {
             "web;db;lxc-operator",
         ] {
             let desc = description_with_owner(Some("my box"), UID);
-            assert_eq!(owner(Some(stored), Some(&desc), UID), Owner::This, "{stored}");
+            assert_eq!(
+                owner(Some(stored), Some(&desc), UID, false),
+                Owner::This,
+                "{stored}"
+            );
         }
     }
 
@@ -110,20 +175,27 @@ mod tests {
     fn foreign_and_other_objects_are_told_apart() {
         let desc = description_with_owner(None, UID);
         assert_eq!(
-            owner(Some("web"), Some(&desc), UID),
+            owner(Some("web"), Some(&desc), UID, false),
             Owner::Foreign,
             "uid without the tag"
         );
         assert_eq!(
-            owner(Some("lxc-operator"), Some("hand made"), UID),
+            owner(Some("lxc-operator"), Some("hand made"), UID, false),
             Owner::Foreign,
             "tag without uid"
         );
-        assert_eq!(owner(None, None, UID), Owner::Foreign);
-        let other = description_with_owner(None, "someone-else");
+        assert_eq!(owner(None, None, UID, false), Owner::Foreign);
+        let someone = "6f1c2d8e-0000-4000-8000-0000000000aa";
+        let other = description_with_owner(None, someone);
         assert_eq!(
-            owner(Some("lxc-operator"), Some(&other), UID),
-            Owner::OtherObject("someone-else".into())
+            owner(Some("lxc-operator"), Some(&other), UID, false),
+            Owner::OtherObject(someone.into())
+        );
+        // A marker cut short by hand names no object: on its own it claims nothing.
+        let cut = description_with_owner(None, "6f1c2d8e");
+        assert_eq!(
+            owner(Some("lxc-operator"), Some(&cut), UID, false),
+            Owner::Foreign
         );
     }
 
@@ -141,12 +213,12 @@ mod tests {
         ] {
             let desc = description_with_owner(Some(&text), UID);
             assert_eq!(
-                owner(Some("lxc-operator"), Some(&desc), UID),
+                owner(Some("lxc-operator"), Some(&desc), UID, false),
                 Owner::This,
                 "the operator's line wins: {desc:?}"
             );
             assert_eq!(
-                owner(Some("lxc-operator"), Some(&desc), victim),
+                owner(Some("lxc-operator"), Some(&desc), victim, false),
                 Owner::OtherObject(UID.into()),
                 "the victim's uid is not read from the forger's text: {desc:?}"
             );
@@ -165,7 +237,7 @@ mod tests {
             format!("{UID_PREFIX}\n"),
         ] {
             assert_eq!(
-                owner(Some("lxc-operator"), Some(&hand_made), victim),
+                owner(Some("lxc-operator"), Some(&hand_made), victim, false),
                 Owner::Foreign,
                 "{hand_made:?}"
             );
@@ -177,14 +249,82 @@ mod tests {
         // Proxmox may hand the description back trimmed.
         let desc = description_with_owner(Some("my box"), UID);
         assert_eq!(
-            owner(Some("lxc-operator"), Some(desc.trim_end()), UID),
+            owner(Some("lxc-operator"), Some(desc.trim_end()), UID, false),
             Owner::This
         );
         let bare = description_with_owner(None, UID);
         assert_eq!(
-            owner(Some("lxc-operator"), Some(bare.trim_end()), UID),
+            owner(Some("lxc-operator"), Some(bare.trim_end()), UID, false),
             Owner::This
         );
+    }
+
+    #[test]
+    fn a_notes_edit_on_our_container_is_drift_not_a_conflict() {
+        let ours = format!("lxc-operator;lxcop-{UID};web");
+        for notes in [None, Some("edited in the GUI"), Some("lxc-operator-uid: 6f1c")] {
+            // The uid tag alone says whose it is, whatever the status remembers.
+            assert_eq!(
+                owner(Some(&ours), notes, UID, false),
+                Owner::Unmarked,
+                "{notes:?}"
+            );
+            // Without the uid tag (a container from before it, or the tag removed too): ours
+            // only when this object's status records creating it here.
+            assert_eq!(owner(Some("lxc-operator;web"), notes, UID, true), Owner::Unmarked);
+            assert_eq!(owner(Some("lxc-operator;web"), notes, UID, false), Owner::Foreign);
+            // No operator tag at all: not even a recorded creation claims it.
+            assert_eq!(owner(Some("web"), notes, UID, true), Owner::Foreign);
+        }
+        // The owner tag removed, the description intact and naming us.
+        let desc = description_with_owner(Some("box"), UID);
+        assert_eq!(
+            owner(Some(&format!("lxcop-{UID}")), Some(&desc), UID, false),
+            Owner::Unmarked
+        );
+        assert_eq!(owner(Some(&ours), Some(&desc), UID, false), Owner::This);
+        assert!(Owner::Unmarked.is_ours() && Owner::This.is_ours() && !Owner::Foreign.is_ours());
+    }
+
+    #[test]
+    fn a_marker_naming_another_object_stays_a_conflict() {
+        let other = "6f1c2d8e-0000-4000-8000-0000000000ff";
+        let desc = description_with_owner(None, UID);
+        // Another object's uid tag beats our description marker and our recorded status.
+        for recorded in [false, true] {
+            assert_eq!(
+                owner(
+                    Some(&format!("lxc-operator;lxcop-{other}")),
+                    Some(&desc),
+                    UID,
+                    recorded
+                ),
+                Owner::OtherObject(other.into())
+            );
+            assert_eq!(
+                owner(Some(&format!("lxcop-{UID};lxcop-{other}")), None, UID, recorded),
+                Owner::OtherObject(other.into())
+            );
+            // Another object's description marker beats our tags.
+            let theirs = description_with_owner(None, other);
+            assert_eq!(
+                owner(
+                    Some(&format!("lxc-operator;lxcop-{UID}")),
+                    Some(&theirs),
+                    UID,
+                    recorded
+                ),
+                Owner::OtherObject(other.into())
+            );
+        }
+    }
+
+    #[test]
+    fn a_spec_cannot_carry_an_operator_tag() {
+        let victim = "6f1c2d8e-0000-4000-8000-00000000beef";
+        let sent = tags_with_owner(&[format!("lxcop-{victim}"), "LXCOP-X".into(), "db".into()], UID);
+        assert_eq!(sent, format!("db;lxc-operator;lxcop-{UID}"));
+        assert!(is_operator_tag("LXC-Operator") && is_operator_tag(&uid_tag(UID)) && !is_operator_tag("lxc"));
     }
 
     #[test]

@@ -121,6 +121,10 @@ pub struct ClusterResource {
     pub lock: Option<String>,
     #[serde(default, deserialize_with = "flexible_bool")]
     pub template: bool,
+    /// CPUs a guest may use (an LXC's `cores`, or the node's CPUs without it; fractional with
+    /// `cpulimit`).
+    #[serde(default)]
+    pub maxcpu: Option<f64>,
     #[serde(default, deserialize_with = "flexible_u64")]
     pub maxmem: Option<u64>,
     #[serde(default, deserialize_with = "flexible_u64")]

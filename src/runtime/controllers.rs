@@ -10,6 +10,7 @@ use crate::audit::AuditStore;
 use crate::cluster::clients::ClientCache;
 use crate::cluster::fence::Leadership;
 use crate::cluster::observations::Observations;
+use crate::cluster::sweep::SweepSettings;
 use crate::cluster::watches::Watches;
 use crate::cluster::{ReconcileMetrics, Shared, Stores};
 use crate::controllers::container::{self, ContainerCtx, Provisioner};
@@ -32,6 +33,8 @@ pub struct ControllerSet {
     pub leadership: Leadership,
     /// `LxcContainer`s reconciled at once.
     pub container_concurrency: u16,
+    /// How often each container's config is read for drift the polls cannot see, how fast.
+    pub drift_sweep: SweepSettings,
     /// Shared with the status page.
     pub observations: Observations,
     pub clients: ClientCache,
@@ -52,6 +55,7 @@ impl ControllerSet {
             coordinator,
             leadership: Leadership::always(),
             container_concurrency: 16,
+            drift_sweep: SweepSettings::default(),
             observations: Observations::default(),
             clients: ClientCache::default(),
             provisioner: Some(Arc::new(container::ssh::SshProvisioner::default())),
@@ -81,7 +85,12 @@ impl ControllerSet {
         let watches = Watches::default();
         let nodes = node::reconcile::prepare(self.kube.clone(), &watches.nodes);
         let templates = template::reconcile::prepare(&watches);
-        let containers = container::prepare(self.kube.clone(), self.container_concurrency, &watches);
+        let containers = container::prepare(
+            self.kube.clone(),
+            self.container_concurrency,
+            &watches,
+            self.drift_sweep,
+        );
         let stores = Stores {
             nodes: nodes.store.clone(),
             templates: templates.store.clone(),

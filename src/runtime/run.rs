@@ -63,6 +63,22 @@ pub struct RunConfig {
     /// How many `LxcContainer`s reconcile at once (never two on one container).
     #[arg(long, env = "LXC_OPERATOR_CONTAINER_CONCURRENCY", default_value_t = 16)]
     pub container_concurrency: u16,
+    /// Seconds within which every container's Proxmox config is read for drift the node poll
+    /// cannot see (NICs, description, DNS, mount points, …), spread evenly; 0 turns it off.
+    #[arg(long, env = "LXC_OPERATOR_DRIFT_CHECK_INTERVAL", default_value_t = 300)]
+    pub drift_check_interval: u64,
+    /// At most this many of those sweep reconciles per second per Proxmox node (each reads the
+    /// config, the current status and the interfaces).
+    #[arg(long, env = "LXC_OPERATOR_DRIFT_READS_PER_SECOND", default_value_t = 2.0,
+          value_parser = positive_rate)]
+    pub drift_reads_per_second: f64,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
 }
 
 /// The configuration cannot work as given.
@@ -196,6 +212,10 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     set.metrics = Some(metrics.clone());
     set.reconcile_metrics = Some(metrics.clone());
     set.container_concurrency = config.container_concurrency;
+    set.drift_sweep = crate::cluster::sweep::SweepSettings {
+        interval: Duration::from_secs(config.drift_check_interval),
+        reads_per_second: config.drift_reads_per_second,
+    };
     set.leadership = leadership.clone();
     let controllers = tokio::spawn(run_controllers_while_leading(set, leading.clone()));
 
@@ -254,6 +274,47 @@ pub async fn run_controllers_while_leading(set: ControllerSet, mut leading: watc
         tracing::warn!(reason, "not leading: controllers cancelled");
         if leading.wait_for(|l| !*l).await.is_err() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::RunConfig;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunConfig,
+    }
+
+    #[test]
+    fn the_drift_sweep_flags_parse_and_refuse_a_rate_that_reads_nothing() {
+        let cli = Cli::try_parse_from(["run"]).unwrap();
+        assert_eq!(
+            (cli.run.drift_check_interval, cli.run.drift_reads_per_second),
+            (300, 2.0),
+            "defaults"
+        );
+        let cli = Cli::try_parse_from([
+            "run",
+            "--drift-check-interval",
+            "60",
+            "--drift-reads-per-second",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cli.run.drift_check_interval, cli.run.drift_reads_per_second),
+            (60, 0.5)
+        );
+        for bad in ["0", "-1", "NaN", "inf", "fast"] {
+            assert!(
+                Cli::try_parse_from(["run", "--drift-reads-per-second", bad]).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -44,6 +44,12 @@ impl std::io::Write for LogWriter {
     }
 }
 
+/// The in-process operator's `--drift-check-interval`: each container's config is read at
+/// least this often for drift the node poll cannot see.
+pub const DRIFT_CHECK_INTERVAL: Duration = Duration::from_secs(40);
+/// Every test node's `pollIntervalSeconds`.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Starts the controller set once per test binary, on a runtime that outlives every test, with
 /// the binary's Postgres and Redis.
 pub fn operator() {
@@ -84,6 +90,10 @@ pub fn operator_with(database_url: String, redis_url: String) {
                 // Short, so a test can tell a wait counted from this start from one counted
                 // from an old transition (no simulator delays an address unless told to).
                 set.address_timeout = Duration::from_secs(5);
+                set.drift_sweep = lxc_operator::cluster::sweep::SweepSettings {
+                    interval: DRIFT_CHECK_INTERVAL,
+                    reads_per_second: 2.0,
+                };
                 set.reconcile_metrics = Some(std::sync::Arc::new(CountReconciles));
                 let _ = tx.send(());
                 set.run(std::future::pending()).await;
@@ -378,6 +388,41 @@ impl World {
     /// The container's Proxmox config.
     pub async fn config(&self, pve: &str, vmid: u32) -> LxcConfig {
         self.root().container_config(pve, vmid).await.unwrap()
+    }
+
+    /// Changes the container's config behind the operator's back, as root (a GUI edit).
+    #[allow(clippy::disallowed_methods)] // a test's own edit, not the operator's
+    pub async fn behind_the_back(&self, pve: &str, vmid: u32, set: &[(&str, &str)], delete: &[&str]) {
+        let root = self.root();
+        let cfg = root.container_config(pve, vmid).await.unwrap();
+        let set = set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let delete: Vec<String> = delete.iter().map(|k| k.to_string()).collect();
+        root.update_container_config(pve, vmid, &cfg.digest, set, &delete)
+            .await
+            .unwrap_or_else(|e| panic!("could not change VMID {vmid} behind the operator's back: {e}"));
+    }
+
+    /// Waits until the container's config satisfies `check`; returns how long that took
+    /// (fails after `within`).
+    pub async fn config_until(
+        &self,
+        pve: &str,
+        vmid: u32,
+        what: &str,
+        within: Duration,
+        check: impl Fn(&LxcConfig) -> bool,
+    ) -> Duration {
+        let started = tokio::time::Instant::now();
+        loop {
+            let cfg = self.config(pve, vmid).await;
+            if check(&cfg) {
+                return started.elapsed();
+            }
+            if started.elapsed() > within {
+                panic!("VMID {vmid}: {what} not within {within:?}; config now {cfg:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// The Events about `name` (reasons).

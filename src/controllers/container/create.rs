@@ -35,6 +35,14 @@ pub fn desired(run: &Run<'_>, target: &Target, vmid: u32) -> DesiredContainer {
     )
 }
 
+/// Whether this object's status records creating (or adopting) exactly this container: its
+/// VMID on this node, with `Created` true.
+fn recorded(run: &Run<'_>, target: &Target, vmid: u32) -> bool {
+    run.was(phase::CREATED)
+        && run.before.vmid == Some(i64::from(vmid))
+        && run.before.node.as_deref() == Some(kube::ResourceExt::name_any(&target.node).as_str())
+}
+
 fn conflict(message: String) -> Halt {
     Halt::new(phase::CREATED, "Conflict", message, HaltKind::Stalled)
 }
@@ -48,16 +56,23 @@ pub async fn create(
     let vmid = desired.vmid;
     let node = target.pve_node().to_string();
     match target.client.container_config(&node, vmid).await {
-        Ok(config) => match owner(config.get("tags"), config.get("description"), &run.uid) {
+        Ok(config) => match owner(
+            config.get("tags"),
+            config.get("description"),
+            &run.uid,
+            recorded(run, target, vmid),
+        ) {
             // Proxmox writes a config holding only `lock: create` when a create starts and the
             // real one when it ends: a create in flight (ours after a crash lost its UPID, or
             // anyone's) is waited out, never judged, re-created or given up.
-            Owner::This | Owner::Foreign if config.lock() == Some("create") => Err(Halt::wait(
-                phase::CREATED,
-                "Creating",
-                format!("VMID {vmid} is being created"),
-                Duration::from_secs(1),
-            )),
+            Owner::This | Owner::Unmarked | Owner::Foreign if config.lock() == Some("create") => {
+                Err(Halt::wait(
+                    phase::CREATED,
+                    "Creating",
+                    format!("VMID {vmid} is being created"),
+                    Duration::from_secs(1),
+                ))
+            }
             Owner::This => {
                 if !run.was(phase::CREATED) && run.before.task.is_none() {
                     run.event(
@@ -68,6 +83,22 @@ pub async fn create(
                     )
                     .await;
                 }
+                run.pass(phase::CREATED, "Created", format!("VMID {vmid} on {node}"));
+                Ok(config)
+            }
+            Owner::Unmarked => {
+                // The configure phase writes the marker back with the rest of the config.
+                run.event(
+                    EventType::Warning,
+                    "OwnershipMarkerRestored",
+                    "Create",
+                    format!(
+                        "the ownership marker of VMID {vmid} on {node} was removed or altered in \
+                         Proxmox (a Notes or tags edit?); it is still this object's container, and \
+                         the marker is written back"
+                    ),
+                )
+                .await;
                 run.pass(phase::CREATED, "Created", format!("VMID {vmid} on {node}"));
                 Ok(config)
             }
@@ -111,7 +142,7 @@ async fn elsewhere(run: &mut Run<'_>, target: &Target, vmid: u32) -> Result<(), 
     if found.kind == "lxc"
         && let Some(node) = ours
         && let Ok(config) = target.client.container_config(&at, vmid).await
-        && owner(config.get("tags"), config.get("description"), &run.uid) == Owner::This
+        && owner(config.get("tags"), config.get("description"), &run.uid, false).is_ours()
     {
         let name = kube::ResourceExt::name_any(node.as_ref());
         run.event(

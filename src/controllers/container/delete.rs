@@ -21,7 +21,7 @@ use crate::coordination::container_lock;
 use crate::crd::container::PowerState;
 use crate::crd::container::{DeletionPolicy, LxcContainer};
 use crate::crd::node::ProxmoxNode;
-use crate::pipeline::ownership::{OWNER_TAG, Owner, description_without_owner, owner, parse_tags};
+use crate::pipeline::ownership::{description_without_owner, is_operator_tag, owner, parse_tags};
 use crate::pipeline::power::decide;
 use crate::proxmox::ErrorClass;
 use crate::proxmox::Mutation;
@@ -158,7 +158,10 @@ async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
         }
         Err(e) => return Err(Halt::proxmox(phase::CREATED, &e)),
     };
-    if owner(config.get("tags"), config.get("description"), &run.uid) != Owner::This {
+    // The status names this VMID and node: with `Created` true it records creating this very
+    // container, so a marker edited away in the Proxmox GUI does not leave it behind.
+    let recorded = run.was(phase::CREATED);
+    if !owner(config.get("tags"), config.get("description"), &run.uid, recorded).is_ours() {
         run.event(
             EventType::Normal,
             "NotOwned",
@@ -183,7 +186,7 @@ async fn cleanup(run: &mut Run<'_>) -> Result<(), Halt> {
                 .map(parse_tags)
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|t| t != OWNER_TAG)
+                .filter(|t| !is_operator_tag(t))
                 .collect();
             let description = description_without_owner(config.get("description").unwrap_or_default());
             let mut set = Vec::new();

@@ -20,6 +20,7 @@ use super::{
     resolve, settle,
 };
 use crate::cluster::drift::{ContainerWake, ReadinessChanges};
+use crate::cluster::sweep::{ConfigSweep, SweepSettings};
 use crate::cluster::watches::Watches;
 use crate::controllers::halt::{Halt, HaltKind, backoff};
 use crate::controllers::metered::Metered;
@@ -30,7 +31,7 @@ use crate::crd::node::ProxmoxNode;
 use crate::crd::template::LxcTemplate;
 use crate::status::conditions::{Outcome, set_kstatus, types};
 
-/// How long a Ready container goes without a look (drift wakes it sooner).
+/// How long a Ready container goes without a look (drift and the config sweep wake it sooner).
 const RESYNC: Duration = Duration::from_secs(30 * 60);
 
 /// What the controller reconciles with: the context, and the provisioner the Provision phase
@@ -267,7 +268,7 @@ pub struct Prepared {
 
 /// Builds the controller: containers, plus the nodes and templates they use (a node or
 /// template change wakes the containers waiting on it), plus the node polls' wake-ups.
-pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches) -> Prepared {
+pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches, sweep: SweepSettings) -> Prepared {
     // kube's runner gets no limit of its own: `Workers` admits `concurrency` reconciles at a
     // time and counts the rest as the queue.
     let controller = Controller::new(Api::<LxcContainer>::all(kube.clone()), watcher::Config::default());
@@ -316,6 +317,7 @@ pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches) -> Prepa
         wake: ContainerWake {
             containers: store.clone(),
             sender,
+            sweep: Arc::new(ConfigSweep::new(sweep)),
         },
         store,
     }
