@@ -15,7 +15,7 @@ mod process;
 mod redis;
 mod sshd;
 
-pub use binaries::Binaries;
+pub use binaries::{Binaries, kstatus_check};
 pub use control_plane::{ControlPlane, control_plane};
 pub use postgres::{Postgres, PrivatePostgres, postgres};
 pub use process::free_port;
