@@ -165,6 +165,87 @@ fn a_typo_or_replicas_without_redis_fail_with_a_clear_message() {
     );
 }
 
+#[test]
+fn the_bundled_servers_are_opt_in_labelled_and_wired_to_the_operator() {
+    let defaults = render("lxc", "ops", &[]);
+    assert_eq!(
+        defaults.iter().filter(|o| o["kind"] == "Deployment").count(),
+        1,
+        "nothing bundled by default"
+    );
+    let objects = render(
+        "lxc",
+        "ops",
+        &[
+            "bundled.postgres.enabled=true",
+            "bundled.redis.enabled=true",
+            "replicaCount=2",
+        ],
+    );
+    let operator_pods = objects
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "lxc-lxc-operator")
+        .map(|s| s["spec"]["selector"].clone())
+        .expect("the operator's Service");
+    assert_eq!(
+        one(&objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        operator_pods
+    );
+    let c = operator_container(&objects);
+    for (server, env_name, port, scheme) in [
+        ("postgres", "LXC_OPERATOR_DATABASE_URL", 5432, "postgres://lxc:"),
+        ("redis", "LXC_OPERATOR_REDIS_URL", 6379, "redis://:"),
+    ] {
+        let name = format!("lxc-lxc-operator-{server}");
+        let named = |kind: &str| {
+            objects
+                .iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name.as_str())
+                .unwrap_or_else(|| panic!("{kind} {name}"))
+        };
+        let (deployment, service, secret) = (named("Deployment"), named("Service"), named("Secret"));
+        for o in [deployment, service, secret] {
+            assert_eq!(
+                o["metadata"]["labels"]["lxc.infrahaus.dev/not-for-production"],
+                "true"
+            );
+        }
+        assert_eq!(deployment["spec"]["replicas"], 1);
+        let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        let selects = |selector: &Value, labels: &Value| {
+            selector.as_object().unwrap().iter().all(|(k, v)| &labels[k] == v)
+        };
+        assert!(selects(&service["spec"]["selector"], pod_labels));
+        assert!(
+            !selects(&operator_pods, pod_labels),
+            "the operator's Service and PDB do not select the {server} pod"
+        );
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+            true
+        );
+        assert_eq!(
+            env(c, env_name).unwrap()["valueFrom"]["secretKeyRef"],
+            json!({"name": name, "key": "url"})
+        );
+        let url = secret["stringData"]["url"].as_str().unwrap();
+        let password = secret["stringData"]["password"].as_str().unwrap();
+        assert!(password.len() >= 32, "a generated password");
+        assert!(
+            url.starts_with(&format!("{scheme}{password}@{name}.ops.svc:{port}")),
+            "{url}"
+        );
+        assert_eq!(service["spec"]["ports"][0]["port"], port);
+    }
+    let err = chart::template_text(
+        "lxc",
+        "ops",
+        &["bundled.redis.enabled=true", "redis.url=redis://r"],
+    )
+    .unwrap_err();
+    assert!(err.contains("not both"), "{err}");
+}
+
 /// What the operator's code asks of the API server: (API group, resource, verb). README "RBAC"
 /// says where each comes from.
 const NEEDED: &[(&str, &str, &[&str])] = &[

@@ -62,9 +62,19 @@ pub fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
+/// The operator's Deployment (not a bundled server's).
+pub fn operator_deployment(objects: &[Value]) -> &Value {
+    objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "Deployment" && o["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+        })
+        .expect("the operator's Deployment")
+}
+
 /// The operator's container in the rendered Deployment.
 pub fn operator_container(objects: &[Value]) -> &Value {
-    &one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    &operator_deployment(objects)["spec"]["template"]["spec"]["containers"][0]
 }
 
 /// The container's environment variable `name` (its entry).
