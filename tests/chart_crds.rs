@@ -1,4 +1,5 @@
-//! The chart's CRDs on a real API server through real `helm`: `install --dry-run=server` passes,
+//! The chart on a real API server through real `helm`: `install --dry-run=server` passes, the
+//! API server accepts every optional part (`kubectl apply --dry-run=server`),
 //! `install` creates them, `upgrade` upgrades a changed one, `uninstall` keeps them and every
 //! object in them, and installing the release again adopts them. A test binary of its own: it
 //! deletes and re-creates the CRDs the test world installed.
@@ -114,6 +115,34 @@ async fn helm_installs_upgrades_and_keeps_the_crds_and_their_objects() {
     for name in CRDS {
         established(&crds, name).await;
     }
+    // Every optional part the API server can validate (not the ServiceMonitor: no Prometheus
+    // Operator CRDs here) passes its validation: `helm --dry-run=server` sends no object to be
+    // validated, so the rendering goes through `kubectl apply --dry-run=server`.
+    let everything = support::chart::template_text(
+        "all",
+        &ns,
+        &[
+            "crds.install=false",
+            "replicaCount=2",
+            "bundled.postgres.enabled=true",
+            "bundled.redis.enabled=true",
+            "ingress.enabled=true",
+        ],
+    )
+    .unwrap();
+    let file = support::scratch("chart-all").join("all.yaml");
+    std::fs::write(&file, everything).unwrap();
+    let checked = cp
+        .kubectl()
+        .args(["apply", "--dry-run=server", "--namespace", &ns, "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "the API server refuses the rendering: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let original = template_description(&crds).await;
     assert!(!original.is_empty());
 
