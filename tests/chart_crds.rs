@@ -1,13 +1,15 @@
 //! The chart on a real API server through real `helm`: `install --dry-run=server` passes, the
 //! API server accepts every optional part (`kubectl apply --dry-run=server`),
 //! `install` creates them, `upgrade` upgrades a changed one, `uninstall` keeps them and every
-//! object in them, and installing the release again adopts them. A test binary of its own: it
+//! object in them (the bundled Redis keeps its password across the upgrade), and installing the
+//! release again adopts them. A test binary of its own: it
 //! deletes and re-creates the CRDs the test world installed.
 
 mod support;
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams};
@@ -111,7 +113,11 @@ async fn helm_installs_upgrades_and_keeps_the_crds_and_their_objects() {
         "a dry run creates nothing"
     );
 
-    helm_ok(&[&["install"][..], &release].concat());
+    // With the bundled Redis: its generated password must survive the upgrade.
+    helm_ok(&[&["install"][..], &release, &["--set=bundled.redis.enabled=true"]].concat());
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), &ns);
+    let password = |s: Secret| s.data.unwrap()["password"].0.clone();
+    let redis_password = password(secrets.get("crd-life-lxc-operator-redis").await.unwrap());
     for name in CRDS {
         established(&crds, name).await;
     }
@@ -165,7 +171,19 @@ async fn helm_installs_upgrades_and_keeps_the_crds_and_their_objects() {
     let scratch = support::scratch("chart-crds");
     let changed = "Changed by the upgrade test.";
     let copy = chart_with_changed_crd(&scratch, &original, changed);
-    helm_ok(&["upgrade", "crd-life", copy.to_str().unwrap(), "--namespace", &ns]);
+    helm_ok(&[
+        "upgrade",
+        "crd-life",
+        copy.to_str().unwrap(),
+        "--namespace",
+        &ns,
+        "--set=bundled.redis.enabled=true",
+    ]);
+    assert_eq!(
+        password(secrets.get("crd-life-lxc-operator-redis").await.unwrap()),
+        redis_password,
+        "the bundled Redis keeps its password across an upgrade"
+    );
     assert_eq!(
         template_description(&crds).await,
         changed,
