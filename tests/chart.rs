@@ -249,21 +249,9 @@ fn the_bundled_servers_are_opt_in_labelled_and_wired_to_the_operator() {
 /// What the operator's code asks of the API server: (API group, resource, verb). README "RBAC"
 /// says where each comes from.
 const NEEDED: &[(&str, &str, &[&str])] = &[
-    (
-        "lxc.infrahaus.dev",
-        "lxccontainers",
-        &["get", "list", "watch", "patch", "update"],
-    ),
-    (
-        "lxc.infrahaus.dev",
-        "lxctemplates",
-        &["get", "list", "watch", "patch", "update"],
-    ),
-    (
-        "lxc.infrahaus.dev",
-        "proxmoxnodes",
-        &["get", "list", "watch", "patch", "update"],
-    ),
+    ("lxc.infrahaus.dev", "lxccontainers", &["list", "watch", "patch"]),
+    ("lxc.infrahaus.dev", "lxctemplates", &["list", "watch"]),
+    ("lxc.infrahaus.dev", "proxmoxnodes", &["list", "watch", "patch"]),
     ("lxc.infrahaus.dev", "lxccontainers/status", &["get", "patch"]),
     ("lxc.infrahaus.dev", "lxctemplates/status", &["patch"]),
     ("lxc.infrahaus.dev", "proxmoxnodes/status", &["patch"]),
