@@ -114,7 +114,16 @@ async fn helm_installs_upgrades_and_keeps_the_crds_and_their_objects() {
     );
 
     // With the bundled Redis: its generated password must survive the upgrade.
-    helm_ok(&[&["install"][..], &release, &["--set=bundled.redis.enabled=true"]].concat());
+    let installed = helm_ok(&[&["install"][..], &release, &["--set=bundled.redis.enabled=true"]].concat());
+    // NOTES.txt: how to reach the status page, the examples, and the bundled server's warning.
+    for line in [
+        "port-forward svc/crd-life-lxc-operator 8080",
+        "kubectl apply -f examples/",
+        "NOT FOR\nPRODUCTION",
+        "lost\nwith the pod",
+    ] {
+        assert!(installed.contains(line), "NOTES say {line:?}:\n{installed}");
+    }
     let secrets: Api<Secret> = Api::namespaced(kube.clone(), &ns);
     let password = |s: Secret| s.data.unwrap()["password"].0.clone();
     let redis_password = password(secrets.get("crd-life-lxc-operator-redis").await.unwrap());
