@@ -41,6 +41,11 @@ fn lint_passes_and_the_defaults_render_a_locked_down_deployment() {
     ];
     assert_eq!(kinds, expected.into_iter().collect());
 
+    assert_eq!(
+        one(&objects, "Deployment")["spec"]["strategy"]["type"],
+        "Recreate",
+        "without Redis a rollout never runs two operators"
+    );
     let pod = &one(&objects, "Deployment")["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "lxc-lxc-operator");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -143,6 +148,10 @@ fn a_typo_or_replicas_without_redis_fail_with_a_clear_message() {
         "redis://redis:6379"
     );
     assert_eq!(one(&two, "Deployment")["spec"]["replicas"], 2);
+    assert_eq!(
+        one(&two, "Deployment")["spec"]["strategy"]["type"],
+        "RollingUpdate"
+    );
 
     let three = render(
         "lxc",
