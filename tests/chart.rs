@@ -340,7 +340,7 @@ fn the_roles_grant_exactly_what_the_code_uses() {
 /// Starts `lxc-operator run` as the rendered Deployment would: its arguments and environment
 /// (field references filled in as the kubelet would), a kubeconfig holding only `token`, and the
 /// listen address moved to loopback.
-fn start_as_deployed(container: &Value, ns: &str, token: &str, dir: &std::path::Path) -> Child {
+fn start_as_deployed(container: &Value, ns: &str, token: &str, dir: &std::path::Path) -> Operator {
     let cp = test_world::control_plane();
     std::fs::write(dir.join("ca.crt"), &cp.ca_pem).unwrap();
     let kubeconfig = dir.join("kubeconfig");
@@ -385,7 +385,20 @@ fn start_as_deployed(container: &Value, ns: &str, token: &str, dir: &std::path::
     cmd.stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
+        .map(Operator)
         .expect("start lxc-operator")
+}
+
+/// The operator process, killed when the test ends however it ends.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 async fn http_get(url: &str) -> Option<(u16, String)> {
@@ -561,12 +574,12 @@ async fn the_operator_runs_a_provisioned_container_through_its_life_with_only_th
     );
 
     Command::new("kill")
-        .args(["-TERM", &operator.id().to_string()])
+        .args(["-TERM", &operator.0.id().to_string()])
         .status()
         .unwrap();
     let mut exited = None;
     for _ in 0..100 {
-        if let Some(status) = operator.try_wait().unwrap() {
+        if let Some(status) = operator.0.try_wait().unwrap() {
             exited = Some(status);
             break;
         }
