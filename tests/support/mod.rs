@@ -3,6 +3,8 @@
 //! test — a namespace, a pve-sim, ProxmoxNodes and an LxcTemplate of its own.
 #![allow(dead_code)]
 
+pub mod chart;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -265,9 +267,15 @@ impl World {
     /// reaching the simulator's `pct` through the test world's sshd; `pin` overrides the
     /// host-key fingerprint.
     pub async fn with_ssh(prefix: &str, pin: Option<&str>) -> (World, std::path::PathBuf) {
+        operator();
+        Self::with_ssh_without_operator(prefix, pin).await
+    }
+
+    /// [`World::with_ssh`] for tests that run the operator as a process of their own.
+    pub async fn with_ssh_without_operator(prefix: &str, pin: Option<&str>) -> (World, std::path::PathBuf) {
         let roots = scratch(prefix);
         let root_dir = roots.clone();
-        let w = World::new(prefix, &["pve1"], move |mut c| {
+        let w = World::without_operator(prefix, &["pve1"], move |mut c| {
             c.ct_root_dir = Some(root_dir);
             c
         })

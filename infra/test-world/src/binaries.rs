@@ -45,6 +45,19 @@ fn kube_version() -> anyhow::Result<String> {
         .context("no k8s.io/kubernetes version in infra/envtest/go.mod")
 }
 
+/// The version of `sigs.k8s.io/cli-utils` the kstatus tools module requires.
+fn kstatus_version() -> anyhow::Result<String> {
+    let go_mod = std::fs::read_to_string(repo_root().join("infra/kstatus/go.mod"))?;
+    go_mod
+        .lines()
+        .map(str::split_whitespace)
+        .find_map(|mut words| match (words.next(), words.next()) {
+            (Some("sigs.k8s.io/cli-utils"), Some(v)) => Some(v.to_string()),
+            _ => None,
+        })
+        .context("no sigs.k8s.io/cli-utils version in infra/kstatus/go.mod")
+}
+
 fn found(var: &str, default: PathBuf) -> anyhow::Result<PathBuf> {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
     if !path.exists() {
@@ -78,4 +91,12 @@ impl Binaries {
             pg_bin: found("LXC_TEST_PG_BIN", pg_default)?,
         })
     }
+}
+
+/// `kstatus-check` (the kstatus library Flux uses), built from `infra/kstatus/` by bootstrap.sh.
+pub fn kstatus_check() -> anyhow::Result<PathBuf> {
+    found(
+        "LXC_TEST_KSTATUS_CHECK",
+        cache_dir().join(format!("kstatus-{}/kstatus-check", kstatus_version()?)),
+    )
 }
