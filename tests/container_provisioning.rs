@@ -21,6 +21,8 @@ fn examples(sim: &pve_sim::PveSim, ssh: &Value, key: &str) -> Vec<Value> {
         url: sim.url(),
         fingerprint: sim.fingerprint_sha256(),
         token_secret: sim.token_secret(),
+        username: sim.username(),
+        password: sim.password(),
         ssh,
         key,
         poll_seconds: 5,
@@ -41,7 +43,7 @@ fn has_ready(ct: &LxcContainer) -> bool {
 async fn the_examples_reach_ready_through_kubectl_and_match_proxmox() {
     support::operator();
     let roots = support::scratch("examples");
-    let mut cfg = pve_sim::Config::default_with_nodes(&["pve1"]).with_task_duration_ms(30);
+    let mut cfg = pve_sim::Config::default_with_nodes(&["pve1", "pve2"]).with_task_duration_ms(30);
     cfg.ct_root_dir = Some(roots.clone());
     let sim = pve_sim::PveSim::start(cfg).await.unwrap();
     let (key, ssh) = support::ssh_host_for(&sim, "pve1", &roots);

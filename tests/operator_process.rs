@@ -462,7 +462,7 @@ async fn a_sqlite_path_in_a_missing_directory_is_refused() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let status = exit_within(&mut child, Duration::from_secs(10))
+    let status = exit_within(&mut child, Duration::from_secs(30))
         .await
         .expect("refused at start");
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();

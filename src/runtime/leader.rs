@@ -315,6 +315,12 @@ pub async fn run_reporting(
                     "another replica holds the lease"
                 }
             }
+            Err(e) if !lasting(&e) => {
+                // A timed-out or conflicting round (e.g. the first one after the process was
+                // frozen) is retried at once: readiness does not flap on it.
+                tracing::warn!(identity, error = %explain(&e, &config), "leader election round failed; retrying");
+                "renewal failed past its validity"
+            }
             Err(e) => {
                 let explained = explain(&e, &config);
                 problem.send_if_modified(|p| {
@@ -335,6 +341,19 @@ pub async fn run_reporting(
 
 /// A failed round in words a person can act on: a missing namespace named as such, anything
 /// else as its error chain (never a debug dump).
+/// Whether an election error says something about the setup that retrying alone will not mend
+/// (the API server refused: the Lease's namespace is missing, RBAC forbids the Lease, ...), as
+/// opposed to a round that timed out or lost a race.
+fn lasting(error: &ElectionError) -> bool {
+    matches!(
+        error,
+        ElectionError::Api {
+            source: Error::Api(status),
+            ..
+        } if matches!(status.code, 400..=499) && status.code != 409 && status.code != 429
+    )
+}
+
 pub fn explain(error: &ElectionError, config: &LeaderConfig) -> String {
     if let ElectionError::Api {
         source: Error::Api(status),

@@ -92,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
         url: sim.url(),
         fingerprint: sim.fingerprint_sha256(),
         token_secret: sim.token_secret(),
+        username: sim.username(),
+        password: sim.password(),
         ssh: &ssh,
         key: &key,
         poll_seconds: 5,

@@ -10,8 +10,11 @@ pub struct ExampleTarget<'a> {
     /// The simulator's API endpoint and certificate fingerprint.
     pub url: &'a str,
     pub fingerprint: &'a str,
-    /// The secret of the token the examples' credentials Secret names.
+    /// The secret of the token the examples' token Secret names, and the user and password
+    /// of the ticket-auth node's Secret.
     pub token_secret: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
     /// `spec.ssh` (without the key reference) and the private key's text.
     pub ssh: &'a Value,
     pub key: &'a str,
@@ -38,13 +41,20 @@ pub fn examples(target: &ExampleTarget<'_>) -> anyhow::Result<Vec<Value>> {
             let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
             match (kind.as_str(), name.as_str()) {
                 ("Secret", "pve1-credentials") => v["stringData"]["tokenSecret"] = json!(target.token_secret),
+                ("Secret", "pve2-credentials") => {
+                    v["stringData"]["username"] = json!(target.username);
+                    v["stringData"]["password"] = json!(target.password);
+                }
                 ("Secret", "pve1-ssh") => v["stringData"]["ssh-privatekey"] = json!(target.key),
                 ("ProxmoxNode", _) => {
                     v["spec"]["endpoint"] = json!(target.url);
                     v["spec"]["tls"] = json!({"fingerprintSha256": target.fingerprint});
-                    let key_ref = v["spec"]["ssh"]["privateKeySecretRef"].clone();
-                    v["spec"]["ssh"] = target.ssh.clone();
-                    v["spec"]["ssh"]["privateKeySecretRef"] = key_ref;
+                    // The SSH stand-in is one simulated host: the nodes that name a key use it.
+                    if !v["spec"]["ssh"].is_null() {
+                        let key_ref = v["spec"]["ssh"]["privateKeySecretRef"].clone();
+                        v["spec"]["ssh"] = target.ssh.clone();
+                        v["spec"]["ssh"]["privateKeySecretRef"] = key_ref;
+                    }
                     v["spec"]["pollIntervalSeconds"] = json!(target.poll_seconds);
                 }
                 _ => {}

@@ -58,9 +58,13 @@ pub struct SshProvisioner {
 /// The failures in a row of one step (at one digest).
 #[derive(Clone)]
 struct Failures {
-    step: String,
-    digest: String,
+    /// The step (name, digest) that failed, or `None` for the bookkeeping around the steps
+    /// (connecting, the marker) that no change of a step mends.
+    step: Option<(String, String)>,
+    /// Failures in a row of any kind (the backoff), and of the step itself (exit code or
+    /// timeout: the strikes that give it up).
     count: u32,
+    strikes: u32,
     /// When the last one ended, and the halt it gave.
     at: std::time::Instant,
     last: Halt,
@@ -167,44 +171,55 @@ impl SshProvisioner {
         }
     }
 
-    /// The halt for a step among `todo` that keeps failing: given up after `max_attempts`
-    /// failures in a row, else waiting out its backoff (1 s doubling), saying why.
+    /// The halt for a container whose provisioning keeps failing: a step among `todo` given up
+    /// after `max_attempts` strikes in a row, else the last failure held for its retry delay
+    /// (the condition keeps saying it: no run starts, and no status flaps, before then). A step
+    /// that changed since it failed is tried at once.
     fn held_back(&self, uid: &str, todo: &[(String, String)]) -> Option<Halt> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let f = failures.get(uid)?;
-        if !todo.iter().any(|(s, d)| *s == f.step && *d == f.digest) {
-            return None;
+        if let Some(step) = &f.step {
+            if !todo.contains(step) {
+                return None;
+            }
+            if f.strikes >= self.max_attempts {
+                return Some(gave_up(&step.0, f.strikes, &f.last.message));
+            }
         }
-        if f.count >= self.max_attempts {
-            return Some(gave_up(&f.step, f.count, &f.last.message));
-        }
-        let due = backoff(f.count).saturating_sub(f.at.elapsed());
+        let hold = match f.last.kind {
+            HaltKind::Failed => Duration::from_secs((30 * u64::from(f.count)).min(300)),
+            HaltKind::Stalled => Duration::from_secs(600),
+            _ => backoff(f.count),
+        };
+        let due = hold.saturating_sub(f.at.elapsed());
         (!due.is_zero()).then(|| {
             let mut halt = f.last.clone();
-            halt.kind = HaltKind::Wait(due);
+            if !matches!(halt.kind, HaltKind::Failed | HaltKind::Stalled) {
+                halt.kind = HaltKind::Wait(due);
+            }
             halt
         })
     }
 
-    /// Counts a failure of `step` (`digest`) for `uid` ending in `halt`; returns the failures
-    /// in a row.
-    fn count_failure(&self, uid: &str, step: &str, digest: &str, halt: &Halt) -> u32 {
+    /// Records a failure for `uid` ending in `halt`, of `step` when it was one of the plan's;
+    /// `strike` when the step itself failed. Returns the strikes in a row.
+    fn count_failure(&self, uid: &str, step: Option<(String, String)>, strike: bool, halt: &Halt) -> u32 {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let count = match failures.get(uid) {
-            Some(f) if f.step == step && f.digest == digest => f.count + 1,
-            _ => 1,
+        let (count, strikes) = match failures.get(uid) {
+            Some(f) if f.step == step => (f.count + 1, f.strikes + u32::from(strike)),
+            _ => (1, u32::from(strike)),
         };
         failures.insert(
             uid.to_string(),
             Failures {
-                step: step.to_string(),
-                digest: digest.to_string(),
+                step,
                 count,
+                strikes,
                 at: std::time::Instant::now(),
                 last: halt.clone(),
             },
         );
-        count
+        strikes
     }
 
     /// Records what an ended background run did, and says how it went.
@@ -253,17 +268,19 @@ impl SshProvisioner {
                     "provisioning step failed"
                 );
                 let halt = halt_for(failure.error.kind(), failure.error.to_string());
-                let counted = matches!(
+                if failure.error.kind() == ErrorKind::Fenced {
+                    // Not a failure of provisioning: the next leader carries on.
+                    return Err(halt);
+                }
+                let strike = matches!(
                     failure.error.kind(),
                     ErrorKind::CommandFailed | ErrorKind::Timeout
                 );
-                if let Some((_, digest)) = outcome.todo.iter().find(|(s, _)| *s == step)
-                    && counted
-                {
-                    let n = self.count_failure(&run.uid, &step, digest, &halt);
-                    if n >= self.max_attempts {
-                        return Err(gave_up(&step, n, &halt.message));
-                    }
+                let planned = outcome.todo.iter().find(|(s, _)| *s == step).cloned();
+                let strike = strike && planned.is_some();
+                let strikes = self.count_failure(&run.uid, planned, strike, &halt);
+                if strike && strikes >= self.max_attempts {
+                    return Err(gave_up(&step, strikes, &halt.message));
                 }
                 Err(halt)
             }
