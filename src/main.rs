@@ -27,8 +27,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Run the operator.
-    Run(RunConfig),
+    /// Run the operator (boxed: the configuration is large next to `crd`).
+    Run(Box<RunConfig>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(config) => {
             run::init_logging(&config.log_format);
-            tokio::runtime::Runtime::new()?.block_on(run::run(config))?;
+            tokio::runtime::Runtime::new()?.block_on(run::run(*config))?;
         }
     }
     Ok(())

@@ -1,0 +1,176 @@
+//! The overview: every node (Ready, version, capacity bars, containers, tasks in flight), every
+//! template (Ready, digest, availability per node), and the containers grouped by phase with
+//! counts, filtered by namespace, node, phase and a name search.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use maud::{Markup, html};
+
+use super::layout::{condition_status, page, phase_badge, short_digest, status_badge};
+use super::node::capacity_bars;
+use crate::crd::{LxcContainer, ProxmoxNode};
+use crate::page::caches::PageCaches;
+use crate::page::filter::{ContainerFilter, encode, phase_of};
+
+/// The phases in the order the pipeline walks them (anything else after them).
+const PHASES: [&str; 9] = [
+    "Failed",
+    "Pending",
+    "Creating",
+    "Configuring",
+    "Starting",
+    "Provisioning",
+    "Ready",
+    "Stopped",
+    "Deleting",
+];
+
+pub fn render(caches: &PageCaches, filter: &ContainerFilter) -> Markup {
+    let mut nodes = caches.nodes.state();
+    nodes.sort_by_key(|n| n.name_any());
+    let mut templates = caches.templates.state();
+    templates.sort_by_key(|t| t.name_any());
+    let all = caches.containers.state();
+    let mut by_phase: BTreeMap<usize, (String, Vec<Arc<LxcContainer>>)> = BTreeMap::new();
+    let mut namespaces: Vec<String> = all.iter().filter_map(|c| c.namespace()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    for ct in all.iter().filter(|c| filter.matches(c)) {
+        let phase = phase_of(ct);
+        let rank = PHASES.iter().position(|p| *p == phase).unwrap_or(PHASES.len());
+        by_phase
+            .entry(rank)
+            .or_insert_with(|| (phase.to_string(), Vec::new()))
+            .1
+            .push(ct.clone());
+    }
+    let shown: usize = by_phase.values().map(|(_, v)| v.len()).sum();
+    page(
+        "Overview",
+        "node/ template/ container/",
+        html! {
+            h1 { "Overview" }
+            section {
+                h2 { "Proxmox nodes " span .count { (nodes.len()) } }
+                @if nodes.is_empty() { p .muted { "No ProxmoxNode yet." } }
+                div .cards {
+                    @for n in &nodes { (node_card(n, &all)) }
+                }
+            }
+            section {
+                h2 { "Templates " span .count { (templates.len()) } }
+                @if templates.is_empty() { p .muted { "No LxcTemplate yet." } }
+                @else {
+                    div .scroll { table {
+                        thead { tr { th { "Template" } th { "Ready" } th { "Digest" } th { "On nodes" } } }
+                        tbody {
+                            @for t in &templates {
+                                @let status = t.status.clone().unwrap_or_default();
+                                tr {
+                                    td { a href=(format!("/templates/{}", encode(&t.name_any()))) { (t.name_any()) } }
+                                    td { (status_badge(condition_status(&status.conditions, "Ready"))) }
+                                    td { @if let Some(d) = &status.digest { (short_digest(d)) } @else { "—" } }
+                                    td { (status.nodes.iter().filter(|n| n.present).count()) " / " (status.nodes.len()) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+            section {
+                h2 { "Containers " span .count { (shown) @if shown != all.len() { " of " (all.len()) } } }
+                (filter_form(filter, &namespaces, &nodes))
+                @if by_phase.is_empty() { p .muted { "No container matches." } }
+                p .phases {
+                    @for (phase, cts) in by_phase.values() {
+                        a href=(format!("#phase-{phase}")) { (phase_badge(phase)) " " (cts.len()) }
+                    }
+                }
+                @for (phase, cts) in by_phase.values() {
+                    h3 id=(format!("phase-{phase}")) { (phase) " " span .count { (cts.len()) } }
+                    (container_table(cts))
+                }
+            }
+        },
+    )
+}
+
+fn node_card(n: &ProxmoxNode, containers: &[Arc<LxcContainer>]) -> Markup {
+    let status = n.status.clone().unwrap_or_default();
+    let name = n.name_any();
+    let placed = containers
+        .iter()
+        .filter(|c| c.status.as_ref().and_then(|s| s.node.as_deref()) == Some(name.as_str()));
+    let tasks = placed
+        .clone()
+        .filter(|c| c.status.as_ref().is_some_and(|s| s.task.is_some()))
+        .count();
+    html! {
+        article .card {
+            h3 { a href=(format!("/nodes/{}", encode(&name))) { (name) } " " (status_badge(condition_status(&status.conditions, "Ready"))) }
+            p .muted {
+                "PVE " (status.pve_version.as_deref().unwrap_or("?"))
+                " · " (status.container_count.unwrap_or(0)) " on Proxmox"
+                " · " (placed.count()) " managed"
+                " · " (tasks) " tasks in flight"
+                @if n.spec.cordoned { " · cordoned" }
+            }
+            @if let Some(cap) = &status.capacity { (capacity_bars(cap)) }
+        }
+    }
+}
+
+fn filter_form(filter: &ContainerFilter, namespaces: &[String], nodes: &[Arc<ProxmoxNode>]) -> Markup {
+    html! {
+        form .filters method="get" action="/" {
+            label { "Name " input type="search" name="q" value=(filter.q) placeholder="part of a name"; }
+            label { "Namespace "
+                select name="namespace" {
+                    option value="" { "all" }
+                    @for ns in namespaces { option value=(ns) selected[*ns == filter.namespace] { (ns) } }
+                }
+            }
+            label { "Node "
+                select name="node" {
+                    option value="" { "all" }
+                    @for n in nodes { @let name = n.name_any(); option value=(name) selected[name == filter.node] { (name) } }
+                }
+            }
+            label { "Phase "
+                select name="phase" {
+                    option value="" { "all" }
+                    @for p in PHASES { option value=(p) selected[p == filter.phase] { (p) } }
+                }
+            }
+            button type="submit" { "Filter" }
+            @if filter.is_set() { a href="/" { "clear" } }
+        }
+    }
+}
+
+/// Containers as table rows, by namespace and name.
+pub fn container_table(cts: &[Arc<LxcContainer>]) -> Markup {
+    let mut cts = cts.to_vec();
+    cts.sort_by_key(|c| (c.namespace(), c.name_any()));
+    html! {
+        div .scroll { table {
+            thead { tr { th { "Container" } th { "Phase" } th { "Node" } th { "VMID" } th { "IP" } th { "Reason" } } }
+            tbody {
+                @for c in &cts {
+                    @let ns = c.namespace().unwrap_or_default();
+                    @let s = c.status.clone().unwrap_or_default();
+                    tr {
+                        td { a href=(format!("/containers/{}/{}", encode(&ns), encode(&c.name_any()))) { (ns) "/" (c.name_any()) } }
+                        td { (phase_badge(phase_of(c))) }
+                        td { (s.node.as_deref().or(c.spec.node_ref.as_deref()).unwrap_or("—")) }
+                        td { @if let Some(v) = s.vmid { (v) } @else { "—" } }
+                        td { (s.ip.as_deref().unwrap_or("—")) }
+                        td .msg { (s.conditions.iter().find(|c| c.type_ == "Ready" && c.status != "True").map(|c| c.reason.as_str()).unwrap_or("")) }
+                    }
+                }
+            }
+        } }
+    }
+}
