@@ -576,6 +576,15 @@ async fn audit_pages_stay_fast_at_a_million_rows() {
                 ..AuditPage::default()
             },
         ),
+        (
+            // Every call of ct-4200 failed (its ids are multiples of 200).
+            "one object's failures",
+            AuditPage {
+                name: Some("ct-4200".into()),
+                outcome: Some(OutcomeKind::Failed),
+                ..AuditPage::default()
+            },
+        ),
     ];
     for (what, filter) in cases {
         let page = AuditPage {

@@ -69,8 +69,12 @@ pub(super) enum PageParam<'a> {
 }
 
 /// The `FROM … LIMIT` of a page: only the filters given, numbered in the order of
-/// [`page_params`].
+/// [`page_params`]. A page of one stored outcome walks the outcomes' `(outcome, intent_id)`
+/// index (its `intent_id` is the intent's id); every other page walks the intents by id, through
+/// `(object_name, id)` or `(object_uid, id)` when one of those is given.
 fn page_from(page: &AuditPage) -> String {
+    let by_outcome = matches!(page.outcome, Some(OutcomeKind::Succeeded | OutcomeKind::Failed));
+    let id = if by_outcome { "o.intent_id" } else { "i.id" };
     let mut clauses = Vec::new();
     let mut n = 0;
     let mut next = || {
@@ -98,7 +102,7 @@ fn page_from(page: &AuditPage) -> String {
         clauses.push(format!("i.at < ${}", next()));
     }
     if page.before.is_some() {
-        clauses.push(format!("i.id < ${}", next()));
+        clauses.push(format!("{id} < ${}", next()));
     }
     let limit = next();
     let filter = if clauses.is_empty() {
@@ -106,10 +110,12 @@ fn page_from(page: &AuditPage) -> String {
     } else {
         format!("WHERE {} ", clauses.join(" AND "))
     };
-    format!(
-        "FROM audit_intents i LEFT JOIN audit_outcomes o ON o.intent_id = i.id {filter}\
-         ORDER BY i.id DESC LIMIT ${limit}"
-    )
+    let from = if by_outcome {
+        "FROM audit_outcomes o JOIN audit_intents i ON i.id = o.intent_id"
+    } else {
+        "FROM audit_intents i LEFT JOIN audit_outcomes o ON o.intent_id = i.id"
+    };
+    format!("{from} {filter}ORDER BY {id} DESC LIMIT ${limit}")
 }
 
 /// The parameters of a page query, in the order its statement numbers them.
