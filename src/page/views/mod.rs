@@ -6,5 +6,6 @@ pub mod container;
 pub mod layout;
 pub mod node;
 pub mod overview;
+pub mod parts;
 pub mod svg;
 pub mod template;

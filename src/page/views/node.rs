@@ -6,11 +6,9 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use maud::{Markup, html};
 
-use super::layout::{bytes, conditions_table, page};
-use super::overview::container_table;
-use super::svg::bar;
+use super::layout::{conditions_table, page};
+use super::parts::{capacity_bars, container_table};
 use crate::crd::ProxmoxNode;
-use crate::crd::node::NodeCapacity;
 use crate::page::caches::PageCaches;
 
 pub fn render(caches: &PageCaches, n: &ProxmoxNode) -> Markup {
@@ -51,24 +49,4 @@ pub fn render(caches: &PageCaches, n: &ProxmoxNode) -> Markup {
             (container_table(&placed))
         },
     )
-}
-
-/// CPU, memory and every storage as bars.
-pub fn capacity_bars(cap: &NodeCapacity) -> Markup {
-    let cpu: f64 = cap
-        .cpu_usage
-        .as_deref()
-        .and_then(|u| u.parse().ok())
-        .unwrap_or(0.0);
-    html! {
-        div .bars {
-            (bar("CPU", cpu, 1.0, &format!("{:.0}% of {}", cpu * 100.0, cap.cpus)))
-            (bar("Memory", cap.memory_used_bytes as f64, cap.memory_bytes as f64,
-                 &format!("{} of {}", bytes(cap.memory_used_bytes), bytes(cap.memory_bytes))))
-            @for (storage, s) in &cap.storage {
-                (bar(storage, s.used_bytes as f64, s.total_bytes as f64,
-                     &format!("{} of {}", bytes(s.used_bytes), bytes(s.total_bytes))))
-            }
-        }
-    }
 }

@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use maud::{Markup, html};
 
 use super::layout::{condition_status, page, phase_badge, short_digest, status_badge};
-use super::node::capacity_bars;
+use super::parts::{capacity_bars, container_table};
 use crate::crd::{LxcContainer, ProxmoxNode};
 use crate::page::caches::PageCaches;
 use crate::page::filter::{ContainerFilter, encode, phase_of};
@@ -147,30 +147,5 @@ fn filter_form(filter: &ContainerFilter, namespaces: &[String], nodes: &[Arc<Pro
             button type="submit" { "Filter" }
             @if filter.is_set() { a href="/" { "clear" } }
         }
-    }
-}
-
-/// Containers as table rows, by namespace and name.
-pub fn container_table(cts: &[Arc<LxcContainer>]) -> Markup {
-    let mut cts = cts.to_vec();
-    cts.sort_by_key(|c| (c.namespace(), c.name_any()));
-    html! {
-        div .scroll { table {
-            thead { tr { th { "Container" } th { "Phase" } th { "Node" } th { "VMID" } th { "IP" } th { "Reason" } } }
-            tbody {
-                @for c in &cts {
-                    @let ns = c.namespace().unwrap_or_default();
-                    @let s = c.status.clone().unwrap_or_default();
-                    tr {
-                        td { a href=(format!("/containers/{}/{}", encode(&ns), encode(&c.name_any()))) { (ns) "/" (c.name_any()) } }
-                        td { (phase_badge(phase_of(c))) }
-                        td { (s.node.as_deref().or(c.spec.node_ref.as_deref()).unwrap_or("—")) }
-                        td { @if let Some(v) = s.vmid { (v) } @else { "—" } }
-                        td { (s.ip.as_deref().unwrap_or("—")) }
-                        td .msg { (s.conditions.iter().find(|c| c.type_ == "Ready" && c.status != "True").map(|c| c.reason.as_str()).unwrap_or("")) }
-                    }
-                }
-            }
-        } }
     }
 }

@@ -7,7 +7,7 @@ use kube::ResourceExt;
 use maud::{Markup, html};
 
 use super::layout::{conditions_table, page, short_digest};
-use super::overview::container_table;
+use super::parts::container_table;
 use crate::crd::LxcTemplate;
 use crate::page::caches::PageCaches;
 use crate::page::filter::encode;
