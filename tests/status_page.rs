@@ -326,6 +326,15 @@ async fn a_status_change_reaches_the_event_stream_and_the_page() {
     let url = format!("http://{addr}/containers/{}/app", w.ns);
     page_showing(&url, "badge ok\">Ready</span>", 30).await;
 
+    // A real browser holds the page open: its script listens to /events and swaps the page in.
+    let browser = LiveBrowser::open(&url);
+    assert!(
+        browser
+            .wait_for("lxc-operator page: live", Duration::from_secs(30))
+            .is_some(),
+        "the page never connected to /events: {:?}",
+        browser.lines()
+    );
     let mut events = http()
         .get(format!("http://{addr}/events"))
         .timeout(Duration::from_secs(120))
@@ -358,10 +367,97 @@ async fn a_status_change_reaches_the_event_stream_and_the_page() {
                 started.elapsed()
             );
             assert!(seen.contains("event: change"), "{seen}");
+            // The browser's page went Stopped through the event stream, without a reload.
+            let line = browser.wait_for("app Stopped", Duration::from_secs(30));
+            assert!(
+                line.as_deref()
+                    .is_some_and(|l| l.contains("refreshed after container/")),
+                "the browser never refreshed to Stopped; its console: {:?}",
+                browser.lines()
+            );
+            eprintln!(
+                "browser refreshed {:?} after the patch: {line:?}",
+                started.elapsed()
+            );
+            let lines = browser.lines();
+            assert_eq!(console_problems(&lines.join("\n")), Vec::<&str>::new());
             return;
         }
     }
     panic!("no SSE change for the container (stream: {seen:?})");
+}
+
+/// Headless Chromium holding one page open (no dump, no screenshot: it stays until dropped), its
+/// log lines — the page's console among them — collected as they come.
+struct LiveBrowser {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    profile: PathBuf,
+}
+
+impl LiveBrowser {
+    fn open(url: &str) -> Self {
+        use std::io::BufRead;
+        let profile = tempdir("chromium-live");
+        let mut child = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("chromium runs");
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            lines,
+            profile,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The first console line containing `needle`, waiting up to `within`.
+    fn wait_for(&self, needle: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self
+                .lines()
+                .into_iter()
+                .find(|l| l.contains("CONSOLE") && l.contains(needle));
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for LiveBrowser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
 }
 
 /// Writes `n` calls for object `name` (uid `uid-<name>`), every third failed.

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
@@ -209,15 +209,21 @@ fn missing(kind: &str, name: &str) -> Response {
         .into_response()
 }
 
-/// The change feed as SSE events (`event: change`, `data: <what>`); a viewer that fell behind
-/// gets `data: *` (reload everything).
+/// The change feed as SSE events (`event: change`, `data: <what>`), opened by `event: hello`
+/// so the viewer knows at once that it is connected; a viewer that fell behind gets `data: *`
+/// (reload everything).
 fn change_events(rx: broadcast::Receiver<Change>) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(rx, |mut rx| async move {
+    let hello = Event::default()
+        .event("hello")
+        .data("connected")
+        .retry(Duration::from_secs(3));
+    let changes = futures::stream::unfold(rx, |mut rx| async move {
         let data = match rx.recv().await {
             Ok(Change(what)) => what,
             Err(broadcast::error::RecvError::Lagged(_)) => "*".to_string(),
             Err(broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(Event::default().event("change").data(data)), rx))
-    })
+    });
+    futures::stream::once(async move { Ok(hello) }).chain(changes)
 }

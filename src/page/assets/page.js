@@ -16,7 +16,7 @@
     });
   }
 
-  function refresh() {
+  function refresh(because) {
     pending = null;
     fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
@@ -27,26 +27,31 @@
         if (!fresh || !main) return;
         // Keep what the viewer is typing in a filter.
         var active = document.activeElement;
-        if (active && main.contains(active) && active.form) return schedule(3000);
+        if (active && main.contains(active) && active.form) return schedule(because, 3000);
         main.replaceWith(fresh);
         refreshes += 1;
         document.body.setAttribute("data-refreshes", String(refreshes));
+        var heading = fresh.querySelector("h1");
+        // One line per refresh in the browser console (the Chromium test reads it).
+        console.info("lxc-operator page: refreshed after " + because + ": " +
+          (heading ? heading.textContent : ""));
       })
       .catch(function () { /* the next change tries again */ });
   }
 
-  function schedule(ms) {
-    if (pending === null) pending = window.setTimeout(refresh, ms);
+  function schedule(because, ms) {
+    if (pending === null) pending = window.setTimeout(function () { refresh(because); }, ms);
   }
 
   var source = new EventSource("/events");
-  source.addEventListener("open", function () {
+  source.addEventListener("hello", function () {
     if (live) { live.textContent = "live"; live.className = "live on"; }
+    console.info("lxc-operator page: live");
   });
   source.addEventListener("error", function () {
     if (live) { live.textContent = "reconnecting"; live.className = "live"; }
   });
   source.addEventListener("change", function (e) {
-    if (concerns(e.data)) schedule(400);
+    if (concerns(e.data)) schedule(e.data, 400);
   });
 })();
