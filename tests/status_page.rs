@@ -721,3 +721,83 @@ async fn audit_pages_stay_fast_at_a_million_rows() {
         .execute(&mut admin)
         .await;
 }
+
+/// The page on a replica that does not lead: another holds the Lease (for an hour), yet the
+/// replica's page shows the objects from its own watch caches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_does_not_lead_serves_the_page() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, PostParams};
+    let cp = test_world::control_plane();
+    let kube = cp.client().await;
+    let ns = cp.namespace("pagefollower").await;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "lxc-operator", "namespace": ns},
+        "spec": {"holderIdentity": "someone-else", "leaseDurationSeconds": 3600,
+                 "acquireTime": now, "renewTime": now}}))
+    .unwrap();
+    Api::<Lease>::namespaced(kube.clone(), &ns)
+        .create(&PostParams::default(), &lease)
+        .await
+        .unwrap();
+    let name = format!("{ns}-follower-ct");
+    let ct: lxc_operator::crd::LxcContainer = serde_json::from_value(json!({
+        "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcContainer",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"nodeRef": "nowhere", "templateRef": "nothing"}}))
+    .unwrap();
+    Api::<lxc_operator::crd::LxcContainer>::namespaced(kube.clone(), &ns)
+        .create(&PostParams::default(), &ct)
+        .await
+        .unwrap();
+    let (port, page_port) = (test_world::free_port(), test_world::free_port());
+    let dir = tempdir("follower");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lxc-operator"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&cp.kubeconfig)
+        .args([
+            "--namespace",
+            &ns,
+            "--identity",
+            "page-follower",
+            "--lease-seconds",
+            "3",
+        ])
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!("--status-listen=127.0.0.1:{page_port}"))
+        .arg(format!("--sqlite-path={}/audit.db", dir.display()))
+        .env_remove("LXC_OPERATOR_REDIS_URL")
+        .env_remove("LXC_OPERATOR_DATABASE_URL")
+        .env_remove("LXC_OPERATOR_REPLICAS")
+        .env_remove("LXC_OPERATOR_STATUS_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("log")).unwrap())
+        .spawn()
+        .expect("start lxc-operator");
+    let url = format!("http://127.0.0.1:{page_port}/?namespace={ns}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut shown = false;
+    while Instant::now() < deadline && !shown {
+        if let Ok(r) = http().get(&url).send().await {
+            shown = r.text().await.unwrap_or_default().contains(&name);
+        }
+        if !shown {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let readyz = http()
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status());
+    let leader = get(&format!("http://127.0.0.1:{port}/readyz")).await.2;
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(shown, "the follower's page never showed {name}; its log:\n{log}");
+    assert!(readyz.is_ok_and(|s| s.is_success()));
+    assert!(leader.contains("\"leader\":false"), "{leader}");
+}
