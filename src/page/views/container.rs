@@ -8,7 +8,7 @@ use maud::{Markup, html};
 
 use super::audit::trail;
 use super::layout::{conditions_table, page, phase_badge, short_digest};
-use super::svg::timeline;
+use super::svg::{phase_bars, timeline};
 use crate::audit::{AuditError, AuditRecord};
 use crate::crd::LxcContainer;
 use crate::page::caches::PageCaches;
@@ -20,6 +20,7 @@ pub fn render(_caches: &PageCaches, ct: &LxcContainer, rows: Result<Vec<AuditRec
     let spec = &ct.spec;
     let status = ct.status.clone().unwrap_or_default();
     let base = format!("/containers/{}/{}", encode(&ns), encode(&name));
+    let phases = rows.as_ref().map(|r| phase_spans(r)).unwrap_or_default();
     page(
         &format!("{ns}/{name}"),
         &format!("container/{ns}/{name} audit"),
@@ -85,6 +86,11 @@ pub fn render(_caches: &PageCaches, ct: &LxcContainer, rows: Result<Vec<AuditRec
             h2 { "Conditions" }
             (timeline(&status.conditions))
             (conditions_table(&status.conditions))
+            @if !phases.is_empty() {
+                h2 { "Where the time went" }
+                p .muted { "Per pipeline phase, from its audited calls on this page of the trail." }
+                (phase_bars(&phases))
+            }
             h2 { "Provisioning" }
             p .muted { "Applied template digest: " @if let Some(d) = &status.applied_template_digest { (short_digest(d)) } @else { "—" } }
             @if status.provisioned_steps.is_empty() { p .muted { "No step done yet." } }
@@ -114,4 +120,25 @@ pub fn render(_caches: &PageCaches, ct: &LxcContainer, rows: Result<Vec<AuditRec
             (trail(rows, |last| format!("{base}?before={last}")))
         },
     )
+}
+
+/// Per phase (in the order first seen, oldest first): the first call's start and the last
+/// call's end, in Unix milliseconds.
+fn phase_spans(rows: &[AuditRecord]) -> Vec<(String, i64, i64)> {
+    let mut spans: Vec<(String, i64, i64)> = Vec::new();
+    for r in rows.iter().rev() {
+        let from = r.at.timestamp_millis();
+        let to = r
+            .outcome
+            .as_ref()
+            .map_or(from, |o| o.at.timestamp_millis().max(from));
+        match spans.iter_mut().find(|s| s.0 == r.intent.phase) {
+            Some(span) => {
+                span.1 = span.1.min(from);
+                span.2 = span.2.max(to);
+            }
+            None => spans.push((r.intent.phase.clone(), from, to)),
+        }
+    }
+    spans
 }

@@ -10,6 +10,7 @@ use maud::{Markup, html};
 
 use super::layout::{condition_status, page, phase_badge, short_digest, status_badge};
 use super::parts::{capacity_bars, container_table};
+use super::svg::histogram;
 use crate::crd::{LxcContainer, ProxmoxNode};
 use crate::page::caches::PageCaches;
 use crate::page::filter::{ContainerFilter, encode, phase_of};
@@ -77,6 +78,14 @@ pub fn render(caches: &PageCaches, filter: &ContainerFilter) -> Markup {
                             }
                         }
                     } }
+                }
+            }
+            @let to_ready = time_to_ready(&all);
+            @if !to_ready.is_empty() {
+                section {
+                    h2 { "Time to Ready" }
+                    p .muted { "From creation to the first Ready, for containers Ready now." }
+                    (histogram("Time to Ready", &to_ready))
                 }
             }
             section {
@@ -148,4 +157,22 @@ fn filter_form(filter: &ContainerFilter, namespaces: &[String], nodes: &[Arc<Pro
             @if filter.is_set() { a href="/" { "clear" } }
         }
     }
+}
+
+/// Seconds from creation to the Ready condition's last transition, for containers Ready now
+/// (a container that went Ready, then not, then Ready again counts its latest transition).
+fn time_to_ready(containers: &[Arc<LxcContainer>]) -> Vec<i64> {
+    containers
+        .iter()
+        .filter_map(|c| {
+            let created = c.metadata.creation_timestamp.as_ref()?.0.as_second();
+            let ready = c
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready" && c.status == "True")?;
+            Some((ready.last_transition_time.0.as_second() - created).max(0))
+        })
+        .collect()
 }
