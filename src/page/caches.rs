@@ -65,6 +65,20 @@ impl PageCaches {
         }
     }
 
+    /// Caches over stores someone else fills (tests and benchmarks), with no change feed source.
+    pub fn from_stores(
+        nodes: Store<ProxmoxNode>,
+        templates: Store<LxcTemplate>,
+        containers: Store<LxcContainer>,
+    ) -> Self {
+        Self {
+            nodes,
+            templates,
+            containers,
+            changes: broadcast::channel(16).0,
+        }
+    }
+
     /// A receiver of every change from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
