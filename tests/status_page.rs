@@ -199,9 +199,26 @@ async fn the_page_shows_real_objects_with_no_secret_and_no_live_script() {
     )
     .await;
     assert!(overview.contains(&format!("{}/web", w.ns)), "{overview}");
+    assert!(overview.contains(&w.nodes[0]), "{overview}");
+    let watch_logs = || {
+        support::logs()
+            .lines()
+            .filter(|l| l.contains("page watch"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Each kind's cache fills on its own; the template shows up too.
+    let waited = Instant::now();
+    let overview = page_showing(&format!("{base}/"), &w.template, 30).await;
+    eprintln!(
+        "template on the page after another {:?}; {}",
+        waited.elapsed(),
+        watch_logs()
+    );
     assert!(
-        overview.contains(&w.nodes[0]) && overview.contains(&w.template),
-        "{overview}"
+        overview.contains(&format!("/templates/{}", w.template)),
+        "{}",
+        watch_logs()
     );
     let filtered = get(&format!("{base}/?namespace={}&q=WE", w.ns)).await.2;
     assert!(filtered.contains(&format!("{}/web", w.ns)) && !filtered.contains(&format!("{}/db", w.ns)));

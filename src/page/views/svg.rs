@@ -21,7 +21,7 @@ pub fn bar(label: &str, used: f64, total: f64, text: &str) -> Markup {
     html! {
         div .bar {
             span .bar-label { (label) }
-            svg class="bar-svg" viewBox="0 0 200 12" width="200" height="12" role="img" {
+            svg class="bar-svg" viewBox="0 0 200 12" preserveAspectRatio="none" role="img" {
                 title { (label) ": " (text) }
                 rect class="track" x="0" y="0" width="200" height="12" rx="3" {}
                 rect class=(class) x="0" y="0" width=(width) height="12" rx="3" {}
