@@ -303,8 +303,22 @@ async fn only_get_and_head_and_the_token_when_set() {
             assert!(r.headers().contains_key("content-security-policy"));
         }
     }
-    let head = client.head(format!("http://{open}/")).send().await.unwrap();
-    assert_eq!(head.status(), 200);
+    for path in ["/", "/audit", "/events", "/static/page.js"] {
+        // HEAD answers at once, the event stream's too (no body is waited for).
+        let head = client
+            .head(format!("http://{open}{path}"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+    }
+    let js = client
+        .get(format!("http://{open}/static/page.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
     let css = client
         .get(format!("http://{open}/static/page.css"))
         .send()
