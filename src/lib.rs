@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod controllers;
 pub mod coordination;
 pub mod crd;
+pub mod page;
 pub mod pipeline;
 pub mod provision;
 pub mod proxmox;

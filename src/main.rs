@@ -27,7 +27,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Run the operator.
+    /// Run the operator (boxed: the configuration is large next to `crd`).
     Run(Box<RunConfig>),
 }
 

@@ -27,7 +27,9 @@ use sqlx::sqlite::SqlitePool;
 
 pub use error::{AUDIT_UNAVAILABLE_REASON, AuditError, Guarded};
 pub use guard::{AuditedError, AuditedValue};
-pub use model::{AuditQuery, AuditRecord, Intent, IntentId, Outcome, OutcomeKind, RecordedOutcome};
+pub use model::{
+    AuditPage, AuditQuery, AuditRecord, Intent, IntentId, Outcome, OutcomeKind, RecordedOutcome,
+};
 pub use retention::Retention;
 
 /// How long a statement waits for a connection before the store counts as unavailable: long
@@ -187,6 +189,22 @@ impl AuditStore {
     /// The latest calls, newest first (for the status page).
     pub async fn recent(&self, limit: u32) -> Result<Vec<AuditRecord>, AuditError> {
         self.query(&AuditQuery::Recent { limit }).await
+    }
+
+    /// One filtered page of the trail, newest first (for the status page's audit view): pass
+    /// the last id of a page as `before` to read the next.
+    pub async fn page(&self, page: AuditPage) -> Result<Vec<AuditRecord>, AuditError> {
+        self.query(&AuditQuery::Page(page)).await
+    }
+
+    /// The newest intent's id (0 when the trail is empty): the status page polls it to tell
+    /// its viewers that the trail changed, whichever replica wrote it.
+    pub async fn latest_id(&self) -> Result<i64, AuditError> {
+        let page = AuditPage {
+            limit: 1,
+            ..AuditPage::default()
+        };
+        Ok(self.page(page).await?.first().map_or(0, |r| r.id.0))
     }
 
     /// Deletes the calls whose intent is older than `older_than` (with their outcomes);

@@ -142,6 +142,29 @@ pub enum AuditQuery {
     },
     /// The latest calls, for the status page.
     Recent { limit: u32 },
+    /// One page of the trail, newest first, filtered, after a keyset cursor (index on the
+    /// primary key, walked backwards: as fast on page 1000 as on page 1).
+    Page(AuditPage),
+}
+
+/// A filtered page of the trail (every field optional but the limit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditPage {
+    /// Calls for this object uid only.
+    pub uid: Option<String>,
+    /// Calls for objects of this name only.
+    pub name: Option<String>,
+    /// Calls of this operation (e.g. `create container`) only.
+    pub operation: Option<String>,
+    /// Calls that ended this way (or are pending) only.
+    pub outcome: Option<OutcomeKind>,
+    /// Calls begun at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Calls begun before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// The keyset cursor: calls older than this one (the last id of the previous page).
+    pub before: Option<IntentId>,
+    pub limit: u32,
 }
 
 #[cfg(test)]

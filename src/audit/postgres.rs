@@ -133,6 +133,13 @@ fn bind<'q>(q: Query<'q, Postgres, PgArguments>, query: &AuditQuery) -> Query<'q
             limit,
         } => q.bind(outcome.as_str()).bind(*since).bind(i64::from(*limit)),
         AuditQuery::Recent { limit } => q.bind(i64::from(*limit)),
+        AuditQuery::Page(page) => sql::page_params(page)
+            .into_iter()
+            .fold(q, |q, param| match param {
+                sql::PageParam::Text(text) => q.bind(text.to_string()),
+                sql::PageParam::Time(t) => q.bind(t),
+                sql::PageParam::Int(n) => q.bind(n),
+            }),
     }
 }
 

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::model::{AuditQuery, AuditRecord, Intent, IntentId, Outcome, OutcomeKind, RecordedOutcome};
+use super::model::{
+    AuditPage, AuditQuery, AuditRecord, Intent, IntentId, Outcome, OutcomeKind, RecordedOutcome,
+};
 
 /// How many intents one `DELETE` of a prune removes (short statements, short locks).
 pub(super) const PRUNE_BATCH: i64 = 10_000;
@@ -54,8 +56,82 @@ pub(super) fn select(query: &AuditQuery) -> String {
         } => PENDING,
         AuditQuery::ByOutcome { .. } => BY_OUTCOME,
         AuditQuery::Recent { .. } => RECENT,
+        AuditQuery::Page(page) => return format!("{COLUMNS}{}", page_from(page)),
     };
     format!("{COLUMNS}{from}")
+}
+
+/// A parameter of a page query, bound by each backend in its own representation.
+pub(super) enum PageParam<'a> {
+    Text(&'a str),
+    Time(DateTime<Utc>),
+    Int(i64),
+}
+
+/// The `FROM … LIMIT` of a page: only the filters given, numbered in the order of
+/// [`page_params`]. A page of one stored outcome walks the outcomes' `(outcome, intent_id)`
+/// index (its `intent_id` is the intent's id); every other page walks the intents by id, through
+/// `(object_name, id)` or `(object_uid, id)` when one of those is given.
+fn page_from(page: &AuditPage) -> String {
+    let by_outcome = matches!(page.outcome, Some(OutcomeKind::Succeeded | OutcomeKind::Failed));
+    let id = if by_outcome { "o.intent_id" } else { "i.id" };
+    let mut clauses = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if page.uid.is_some() {
+        clauses.push(format!("i.object_uid = ${}", next()));
+    }
+    if page.name.is_some() {
+        clauses.push(format!("i.object_name = ${}", next()));
+    }
+    if page.operation.is_some() {
+        clauses.push(format!("i.operation = ${}", next()));
+    }
+    match page.outcome {
+        Some(OutcomeKind::Pending) => clauses.push("o.intent_id IS NULL".into()),
+        Some(_) => clauses.push(format!("o.outcome = ${}", next())),
+        None => {}
+    }
+    if page.from.is_some() {
+        clauses.push(format!("i.at >= ${}", next()));
+    }
+    if page.to.is_some() {
+        clauses.push(format!("i.at < ${}", next()));
+    }
+    if page.before.is_some() {
+        clauses.push(format!("{id} < ${}", next()));
+    }
+    let limit = next();
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", clauses.join(" AND "))
+    };
+    let from = if by_outcome {
+        "FROM audit_outcomes o JOIN audit_intents i ON i.id = o.intent_id"
+    } else {
+        "FROM audit_intents i LEFT JOIN audit_outcomes o ON o.intent_id = i.id"
+    };
+    format!("{from} {filter}ORDER BY {id} DESC LIMIT ${limit}")
+}
+
+/// The parameters of a page query, in the order its statement numbers them.
+pub(super) fn page_params(page: &AuditPage) -> Vec<PageParam<'_>> {
+    let mut params = Vec::new();
+    params.extend(page.uid.as_deref().map(PageParam::Text));
+    params.extend(page.name.as_deref().map(PageParam::Text));
+    params.extend(page.operation.as_deref().map(PageParam::Text));
+    if let Some(outcome) = page.outcome.filter(|o| *o != OutcomeKind::Pending) {
+        params.push(PageParam::Text(outcome.as_str()));
+    }
+    params.extend(page.from.map(PageParam::Time));
+    params.extend(page.to.map(PageParam::Time));
+    params.extend(page.before.map(|id| PageParam::Int(id.0)));
+    params.push(PageParam::Int(i64::from(page.limit)));
+    params
 }
 
 /// The outcome's columns as stored, without its time and duration.

@@ -155,6 +155,13 @@ fn bind<'q>(q: Query<'q, Sqlite, SqliteArguments>, query: &AuditQuery) -> Query<
             .bind(time_text(*since))
             .bind(i64::from(*limit)),
         AuditQuery::Recent { limit } => q.bind(i64::from(*limit)),
+        AuditQuery::Page(page) => sql::page_params(page)
+            .into_iter()
+            .fold(q, |q, param| match param {
+                sql::PageParam::Text(text) => q.bind(text.to_string()),
+                sql::PageParam::Time(t) => q.bind(time_text(t)),
+                sql::PageParam::Int(n) => q.bind(n),
+            }),
     }
 }
 

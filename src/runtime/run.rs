@@ -47,6 +47,14 @@ pub struct RunConfig {
     /// things are (the status page will have an address of its own).
     #[arg(long, env = "LXC_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Where the read-only status page listens (its own listener, on every replica, leader or
+    /// not); no page when unset.
+    #[arg(long, env = "LXC_OPERATOR_STATUS_LISTEN")]
+    pub status_listen: Option<SocketAddr>,
+    /// A bearer token the status page requires (`Authorization: Bearer …`); open when unset.
+    /// Prefer the environment (from a Secret) to the command line, which `ps` shows.
+    #[arg(long, env = "LXC_OPERATOR_STATUS_TOKEN", hide_env_values = true)]
+    pub status_token: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LXC_OPERATOR_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -207,6 +215,26 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         }
     });
 
+    // The page reads caches of its own, started now and kept whatever the leadership.
+    let page = match config.status_listen {
+        Some(addr) => {
+            let caches = crate::page::PageCaches::start(client.clone(), audit.clone());
+            let state = crate::page::PageState::new(caches, audit.clone(), config.status_token.as_deref());
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(
+                addr = %listener.local_addr()?,
+                token = config.status_token.is_some(),
+                "status page listening"
+            );
+            Some(tokio::spawn(crate::page::serve(
+                listener,
+                state,
+                shutdown_signal(),
+            )))
+        }
+        None => None,
+    };
+
     let mut set = ControllerSet::new(client.clone(), audit.clone(), coordinator.clone());
     set.identity = Some(leader_config.identity.clone());
     set.metrics = Some(metrics.clone());
@@ -241,6 +269,9 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     controllers.abort();
     upkeep.abort();
     election.abort();
+    if let Some(page) = page {
+        page.abort();
+    }
     if let Err(e) = leader::release(client, &leader_config).await {
         tracing::warn!(error = %e, "could not release the leader lease");
     }

@@ -77,7 +77,8 @@ async fn main() -> anyhow::Result<()> {
     let (key, ssh) = test_world::authorize_pve_host(sim.admin_url(), "pve1", &dir.join("ssh-home"), false)?;
 
     let listen = format!("127.0.0.1:{}", test_world::free_port());
-    let mut operator = start_operator(&kubeconfig, &listen, &dir, real_backends)?;
+    let page = format!("127.0.0.1:{}", test_world::free_port());
+    let mut operator = start_operator(&kubeconfig, &listen, &page, &dir, real_backends)?;
     say(&format!(
         "operator started ({}; log: {})",
         if real_backends {
@@ -174,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "default/web-1".into());
     let (ns, name) = web.split_once('/').unwrap_or(("default", &web));
     println!(
-        "\nall {} objects Ready in {:.1}s\n\n  status page  http://{listen}/\n  metrics      http://{listen}/metrics\n  \
+        "\nall {} objects Ready in {:.1}s\n\n  status page  http://{page}/\n  metrics      http://{listen}/metrics\n  \
          export KUBECONFIG={}\n  kubectl      {}\n\nthings to try (in another terminal, after the export):\n  \
          kubectl -n {ns} patch lxc {name} --type merge -p '{{\"spec\":{{\"resources\":{{\"memoryMiB\":2048}}}}}}'   # scale memory\n  \
          kubectl -n {ns} patch lxc {name} --type merge -p '{{\"spec\":{{\"powerState\":\"Stopped\"}}}}'   # stop it\n  \
@@ -323,6 +324,7 @@ async fn chart_identity(
 fn start_operator(
     kubeconfig: &Path,
     listen: &str,
+    page: &str,
     dir: &Path,
     real_backends: bool,
 ) -> anyhow::Result<std::process::Child> {
@@ -340,6 +342,8 @@ fn start_operator(
         "run",
         "--listen",
         listen,
+        "--status-listen",
+        page,
         "--namespace",
         NAMESPACE,
         "--identity",

@@ -1,0 +1,145 @@
+//! The pictures, drawn server-side as inline SVG with presentation attributes only (no style
+//! attribute: the CSP allows no inline style) and a `<title>` for screen readers: usage bars
+//! and the conditions timeline.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use maud::{Markup, html};
+
+/// A labelled usage bar: `used` of `total` (a share in 0..1 when `total` is 1).
+pub fn bar(label: &str, used: f64, total: f64, text: &str) -> Markup {
+    let share = if total > 0.0 {
+        (used / total).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let width = format!("{:.1}", share * 200.0);
+    let class = match share {
+        s if s >= 0.9 => "fill bad",
+        s if s >= 0.75 => "fill warn",
+        _ => "fill ok",
+    };
+    html! {
+        div .bar {
+            span .bar-label { (label) }
+            svg class="bar-svg" viewBox="0 0 200 12" preserveAspectRatio="none" role="img" {
+                title { (label) ": " (text) }
+                rect class="track" x="0" y="0" width="200" height="12" rx="3" {}
+                rect class=(class) x="0" y="0" width=(width) height="12" rx="3" {}
+            }
+            span .bar-text { (text) }
+        }
+    }
+}
+
+/// The conditions on a time axis, oldest transition left, now at the right: when each one
+/// last changed, and to what. Rows sorted by transition time.
+pub fn timeline(conditions: &[Condition]) -> Markup {
+    let mut sorted: Vec<&Condition> = conditions.iter().collect();
+    sorted.sort_by_key(|c| c.last_transition_time.0);
+    let Some(first) = sorted.first().map(|c| c.last_transition_time.0.as_second()) else {
+        return html! {};
+    };
+    let now = chrono::Utc::now().timestamp().max(first + 1);
+    let span = (now - first) as f64;
+    let row = 22;
+    let height = row * sorted.len() as i64 + 24;
+    let x = |t: i64| format!("{:.1}", 130.0 + (t - first) as f64 / span * 450.0);
+    html! {
+        svg class="timeline" viewBox=(format!("0 0 600 {height}")) role="img" {
+            title { "Conditions by the time of their last transition" }
+            line class="axis" x1="130" y1=(height - 18) x2="580" y2=(height - 18) {}
+            text class="tick" x="130" y=(height - 4) { (super::layout::ago(first)) }
+            text class="tick" x="580" y=(height - 4) text-anchor="end" { "now" }
+            @for (i, c) in sorted.iter().enumerate() {
+                @let y = row * i as i64 + 14;
+                @let cx = x(c.last_transition_time.0.as_second());
+                @let class = match c.status.as_str() { "True" => "dot ok", "False" => "dot bad", _ => "dot unknown" };
+                text class="label" x="124" y=(y + 4) text-anchor="end" { (c.type_) }
+                line class="since" x1=(cx) y1=(y) x2="580" y2=(y) {}
+                circle class=(class) cx=(cx) cy=(y) r="5" {
+                    title { (c.type_) " " (c.status) " (" (c.reason) ") " (super::layout::ago(c.last_transition_time.0.as_second())) }
+                }
+            }
+        }
+    }
+}
+
+/// A histogram of durations in seconds (e.g. time to Ready), in buckets that double from 5 s;
+/// the count above each bar.
+pub fn histogram(title: &str, seconds: &[i64]) -> Markup {
+    const BOUNDS: [i64; 8] = [5, 10, 20, 40, 80, 160, 320, 640];
+    let mut counts = [0usize; BOUNDS.len() + 1];
+    for s in seconds {
+        let i = BOUNDS.iter().position(|b| s <= b).unwrap_or(BOUNDS.len());
+        counts[i] += 1;
+    }
+    let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let label = |i: usize| match BOUNDS.get(i) {
+        Some(b) => format!("≤{}", super::layout::duration(*b)),
+        None => format!(">{}", super::layout::duration(BOUNDS[BOUNDS.len() - 1])),
+    };
+    html! {
+        svg class="histogram" viewBox="0 0 450 130" role="img" {
+            title { (title) ": " (seconds.len()) " containers" }
+            @for (i, n) in counts.iter().enumerate() {
+                @let h = (*n as f64 / max * 80.0).round();
+                @let x = 10 + i as i64 * 48;
+                rect class="fill ok" x=(x) y=(format!("{:.0}", 100.0 - h)) width="40" height=(format!("{h:.0}")) {}
+                text class="tick" x=(x + 20) y=(format!("{:.0}", 96.0 - h)) text-anchor="middle" { (n) }
+                text class="tick" x=(x + 20) y="118" text-anchor="middle" { (label(i)) }
+            }
+        }
+    }
+}
+
+/// One bar per audited pipeline phase of a container, from its first call's start to its last
+/// call's end, on a shared time axis: where the container's time went.
+pub fn phase_bars(phases: &[(String, i64, i64)]) -> Markup {
+    let Some(start) = phases.iter().map(|p| p.1).min() else {
+        return html! {};
+    };
+    let end = phases.iter().map(|p| p.2).max().unwrap_or(start).max(start + 1);
+    let span = (end - start) as f64;
+    let row = 22;
+    let height = row * phases.len() as i64 + 8;
+    html! {
+        svg class="timeline" viewBox=(format!("0 0 600 {height}")) role="img" {
+            title { "Time spent per pipeline phase (from the audit trail)" }
+            @for (i, (phase, from, to)) in phases.iter().enumerate() {
+                @let y = row * i as i64 + 6;
+                @let x = 130.0 + (from - start) as f64 / span * 380.0;
+                @let w = ((to - from) as f64 / span * 380.0).max(2.0);
+                text class="label" x="124" y=(y + 11) text-anchor="end" { (phase) }
+                rect class="fill ok" x=(format!("{x:.1}")) y=(y) width=(format!("{w:.1}")) height="14" rx="2" {}
+                text class="tick" x=(format!("{:.1}", x + w + 4.0)) y=(y + 11) { (format!("{:.2} s", (to - from) as f64 / 1000.0)) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_counts_each_duration_in_its_doubling_bucket() {
+        let svg = histogram("t", &[1, 5, 6, 30, 30, 30, 5000]).into_string();
+        // ≤5s: 2, ≤10s: 1, ≤40s: 3, >640s... the last bucket: 1.
+        let counts: Vec<&str> = svg
+            .split("text-anchor=\"middle\">")
+            .skip(1)
+            .step_by(2)
+            .map(|s| s.split('<').next().unwrap())
+            .collect();
+        assert_eq!(counts, ["2", "1", "0", "3", "0", "0", "0", "0", "1"]);
+    }
+
+    #[test]
+    fn pictures_escape_what_they_label() {
+        let svg = phase_bars(&[("<b>x</b>".into(), 0, 1500)]).into_string();
+        assert!(
+            svg.contains("&lt;b&gt;x&lt;/b&gt;") && svg.contains("1.50 s"),
+            "{svg}"
+        );
+    }
+}
