@@ -72,6 +72,13 @@ fn lint_passes_and_the_defaults_render_a_locked_down_deployment() {
     assert_eq!(c["ports"][0]["name"], "http");
     assert_eq!(c["ports"][0]["containerPort"], 8080);
     assert_eq!(env(c, "LXC_OPERATOR_LISTEN").unwrap()["value"], "0.0.0.0:8080");
+    // The status page on a listener of its own, named `status` for the Service and Ingress.
+    assert_eq!(c["ports"][1]["name"], "status");
+    assert_eq!(c["ports"][1]["containerPort"], 8081);
+    assert_eq!(
+        env(c, "LXC_OPERATOR_STATUS_LISTEN").unwrap()["value"],
+        "0.0.0.0:8081"
+    );
     assert_eq!(
         env(c, "POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
         "metadata.name"
@@ -381,6 +388,11 @@ fn start_as_deployed(container: &Value, ns: &str, token: &str, dir: &std::path::
         .unwrap()
         .replace("0.0.0.0", "127.0.0.1");
     cmd.env("LXC_OPERATOR_LISTEN", listen);
+    // The chart's status page port, moved to a free loopback one like the web server's.
+    cmd.env(
+        "LXC_OPERATOR_STATUS_LISTEN",
+        format!("127.0.0.1:{}", test_world::free_port()),
+    );
     let log = std::fs::File::create(dir.join("operator.log")).unwrap();
     cmd.stdout(log.try_clone().unwrap())
         .stderr(log)

@@ -117,7 +117,7 @@ async fn helm_installs_upgrades_and_keeps_the_crds_and_their_objects() {
     let installed = helm_ok(&[&["install"][..], &release, &["--set=bundled.redis.enabled=true"]].concat());
     // NOTES.txt: how to reach the status page, the examples, and the bundled server's warning.
     for line in [
-        "port-forward svc/crd-life-lxc-operator 8080",
+        "port-forward svc/crd-life-lxc-operator 8081 8080",
         "kubectl apply -f examples/",
         "NOT FOR\nPRODUCTION",
         "lost\nwith the pod",
