@@ -273,11 +273,7 @@ const NEEDED: &[(&str, &str, &[&str])] = &[
     ("lxc.infrahaus.dev", "proxmoxnodes/status", &["patch"]),
     ("lxc.infrahaus.dev", "lxccontainers/finalizers", &["update"]),
     ("lxc.infrahaus.dev", "proxmoxnodes/finalizers", &["update"]),
-    (
-        "",
-        "secrets",
-        &["get", "list", "watch", "create", "patch", "update"],
-    ),
+    ("", "secrets", &["get", "create", "patch", "update"]),
     ("", "configmaps", &["get"]),
     ("events.k8s.io", "events", &["create", "patch"]),
 ];

@@ -56,7 +56,7 @@ async fn controllers() -> (tokio::sync::oneshot::Sender<()>, Observations, Audit
     set.identity = Some("test".into());
     let observations = set.observations.clone();
     let watches = Watches::default();
-    let nodes = node_controller::prepare(kube.clone(), &watches.nodes);
+    let nodes = node_controller::prepare(&watches.nodes);
     let templates = template_controller::prepare(&watches);
     let shared = set.shared(Stores {
         nodes: nodes.store.clone(),
@@ -247,7 +247,7 @@ async fn nodes_report_ready_and_every_failure_precisely(observations: &Observati
     let missing = format!("{ns}-missing");
     node(&missing, &sim, &ns, "absent", sim.fingerprint_sha256()).await;
     wait_reason(&missing, "CredentialsNotFound").await;
-    // Creating the Secret re-checks the node without waiting for its poll.
+    // Creating the Secret is noticed at the node's next poll (its resourceVersion is read each time).
     secret(
         &ns,
         "absent",

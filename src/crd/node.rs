@@ -263,6 +263,10 @@ pub struct ProxmoxNodeStatus {
     /// When the node was last probed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<String>,
+    /// The Secrets this node holds with the `lxc.infrahaus.dev/node-secret` finalizer: the
+    /// operator releases one when no node references it any more, without watching Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_secrets: Vec<NamespacedSecretRef>,
 }
 
 /// CPU, memory and storage of a node.

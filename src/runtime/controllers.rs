@@ -83,7 +83,7 @@ impl ControllerSet {
         // One shutdown for three controllers, without a task that could outlive them.
         let shutdown = shutdown.boxed().shared();
         let watches = Watches::default();
-        let nodes = node::reconcile::prepare(self.kube.clone(), &watches.nodes);
+        let nodes = node::reconcile::prepare(&watches.nodes);
         let templates = template::reconcile::prepare(&watches);
         let containers = container::prepare(
             self.kube.clone(),

@@ -64,16 +64,14 @@ pub fn blocked_message(placed: &[String]) -> String {
     )
 }
 
-/// The Secrets that carry our finalizer but that no node in `nodes` references any more
-/// (`leaving`: a node whose finalizer is about to go and that no longer counts).
+/// The Secrets that carry our finalizer but that no node in `nodes` references any more (a
+/// node being let go is left out of `nodes` by the caller).
 pub fn secrets_to_release<'a>(
     held: impl IntoIterator<Item = SecretKey>,
     nodes: impl IntoIterator<Item = &'a ProxmoxNode>,
-    leaving: Option<&str>,
 ) -> Vec<SecretKey> {
     let needed: BTreeSet<SecretKey> = nodes
         .into_iter()
-        .filter(|n| leaving != Some(n.name_any().as_str()))
         .flat_map(|n| referenced_secrets(&n.spec))
         .collect();
     held.into_iter().filter(|s| !needed.contains(s)).collect()
@@ -134,7 +132,17 @@ pub async fn release_node(kube: &kube::Client, node: &ProxmoxNode) -> Result<(),
     .await
 }
 
-/// Puts or takes our finalizer on a Secret, known by its metadata only (the operator watches
+/// A Secret's metadata (never its data), or `None` when it does not exist.
+pub async fn secret_meta(
+    kube: &kube::Client,
+    (ns, name): &SecretKey,
+) -> Result<Option<PartialObjectMeta<Secret>>, kube::Error> {
+    Api::<Secret>::namespaced(kube.clone(), ns)
+        .get_metadata_opt(name)
+        .await
+}
+
+/// Puts or takes our finalizer on a Secret, known by its metadata only (the operator reads
 /// Secrets' metadata, never their data, to decide this).
 pub async fn set_secret_finalizer(
     kube: &kube::Client,
@@ -145,6 +153,15 @@ pub async fn set_secret_finalizer(
     // Through the metadata-only API: not even the patch's answer carries the Secret's data.
     let api = Api::<PartialObjectMeta<Secret>>::namespaced(kube.clone(), &ns);
     set_finalizer(&api, &secret.metadata, SECRET_FINALIZER, hold).await
+}
+
+/// The Secrets a node's status records as held by it.
+pub fn recorded(node: &ProxmoxNode) -> BTreeSet<SecretKey> {
+    node.status
+        .iter()
+        .flat_map(|s| &s.held_secrets)
+        .map(|r| (r.namespace.clone(), r.name.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -219,15 +236,12 @@ mod tests {
         let nodes = [node("a", "token", Some("ssh")), node("b", "token", None)];
         let held = || [key("token"), key("ssh"), key("old")];
         // An old reference nobody makes any more goes; shared ones stay.
-        assert_eq!(secrets_to_release(held(), &nodes, None), [key("old")]);
+        assert_eq!(secrets_to_release(held(), &nodes), [key("old")]);
         // Node a leaving: its SSH key goes, the token still serves b.
-        assert_eq!(
-            secrets_to_release(held(), &nodes, Some("a")),
-            [key("ssh"), key("old")]
-        );
+        assert_eq!(secrets_to_release(held(), &nodes[1..]), [key("ssh"), key("old")]);
         // Both gone: everything goes.
         assert_eq!(
-            secrets_to_release(held(), &nodes[..1], Some("a")),
+            secrets_to_release(held(), []),
             [key("token"), key("ssh"), key("old")]
         );
     }

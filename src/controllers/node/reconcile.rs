@@ -1,23 +1,22 @@
 //! The `ProxmoxNode` reconcile driver: hold (finalizers on the node and its Secrets) → due? →
 //! connect and probe → observe (drift) → Ready → status, then requeue after the node's poll
-//! interval. A change to a Secret the node references re-checks it at once. A deleted node
-//! waits (`DeletionBlocked`) until no container is placed on it, then lets go of its Secrets
-//! and itself.
+//! interval; a changed credentials Secret (its resourceVersion, read each time) probes at once.
+//! The Secrets a node holds are recorded in its status, so the operator never lists or watches
+//! Secrets. A deleted node waits (`DeletionBlocked`) until no container is placed on it, then
+//! lets go of its Secrets and itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use super::context::{Listed, NodeCtx, SecretMetaStore};
+use super::context::NodeCtx;
 use super::finalize::{self, DELETION_BLOCKED, SECRET_FINALIZER, SecretKey};
 use super::observe;
 use super::probe::connect_and_probe;
@@ -25,6 +24,7 @@ use super::ready::next_status;
 use crate::cluster::clients::ConnectError;
 use crate::cluster::watches::SharedWatch;
 use crate::controllers::metered::Metered;
+use crate::crd::common::NamespacedSecretRef;
 use crate::crd::node::{ProxmoxNode, ProxmoxNodeStatus};
 use crate::status::apply::apply_status;
 use crate::status::conditions::{Desired, set, types};
@@ -53,12 +53,12 @@ const DELETION_RECHECK: Duration = Duration::from_secs(3);
 pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Action, NodeError> {
     let mut metered = Metered::start(ctx.reconcile_metrics.clone(), "ProxmoxNode");
     let guarded = match node.metadata.deletion_timestamp {
-        Some(_) => deleting(&ctx, &node).await,
-        None => hold(&ctx, &node).await.map(|()| None),
+        Some(_) => deleting(&ctx, &node).await.map(Err),
+        None => hold(&ctx, &node).await.map(Ok),
     };
-    match guarded {
-        Ok(None) => {}
-        Ok(Some(action)) => {
+    let held = match guarded {
+        Ok(Ok(held)) => held,
+        Ok(Err(action)) => {
             metered.success();
             return Ok(action);
         }
@@ -66,10 +66,25 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
             metered.error("KubernetesError");
             return Err(e);
         }
-    }
+    };
     let poll = Duration::from_secs(node.spec.poll_interval_seconds.max(5) as u64);
+    let recorded = node.status.as_ref().map(|s| &s.held_secrets);
     let version = match due(&ctx, &node, poll).await {
         Due::Now(version) => version,
+        // Not probing now, but what the node holds changed: that is recorded at once.
+        Due::In(wait) if recorded != Some(&held) => {
+            let mut status = node.status.clone().unwrap_or_default();
+            status.held_secrets = held;
+            if let Err(source) = apply_status(&ctx.kube, node.as_ref(), &status).await {
+                metered.error("KubernetesError");
+                return Err(NodeError::Status {
+                    name: node.name_any(),
+                    source,
+                });
+            }
+            metered.success();
+            return Ok(Action::requeue(wait));
+        }
         Due::In(wait) => {
             metered.success();
             return Ok(Action::requeue(wait));
@@ -79,7 +94,8 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
     if let Ok(probe) = &outcome {
         observe::record(&ctx, &node, probe);
     }
-    let status = next_status(&node, &outcome, Timestamp::now());
+    let mut status = next_status(&node, &outcome, Timestamp::now());
+    status.held_secrets = held;
     publish_transitions(&ctx, &node, &status).await;
     if node.status.as_ref() != Some(&status) {
         let written = apply_status(&ctx.kube, node.as_ref(), &status).await;
@@ -96,51 +112,57 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
 }
 
 /// A live node: its finalizer on it, ours on the Secrets it references, and released from the
-/// Secrets no node references any more (a changed reference, a node gone).
-async fn hold(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<(), NodeError> {
+/// Secrets it held before that no node references any more (a changed reference). Returns what
+/// it holds now, for its status.
+async fn hold(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Vec<NamespacedSecretRef>, NodeError> {
     let failed = |source| NodeError::Finalizer {
         name: node.name_any(),
         source,
     };
     finalize::hold_node(&ctx.kube, node).await.map_err(failed)?;
-    let Some(secrets) = &ctx.secrets else {
-        return Ok(());
-    };
-    // The probe never waits for caches: until the nodes' and Secrets' caches hold their first
-    // listing (a release decided on a partial one could free a Secret another node needs),
-    // the Secrets are left for the next reconcile.
-    if !ctx.listed.all() {
-        tracing::debug!(node = %node.name_any(), "caches not ready yet: Secret finalizers next time");
-        return Ok(());
-    }
-    for (ns, name) in finalize::referenced_secrets(&node.spec) {
-        let found = secrets.get(&ObjectRef::new(&name).within(&ns));
-        // A Secret being deleted takes no new finalizer (the API server refuses it).
-        if let Some(secret) = found.filter(|s| s.metadata.deletion_timestamp.is_none()) {
+    let mut held = BTreeSet::new();
+    for key in finalize::referenced_secrets(&node.spec) {
+        let Some(secret) = finalize::secret_meta(&ctx.kube, &key).await.map_err(failed)? else {
+            continue;
+        };
+        // A Secret being deleted takes no new finalizer (the API server refuses it); one that
+        // already carries ours stays held.
+        if secret.metadata.deletion_timestamp.is_none() {
             finalize::set_secret_finalizer(&ctx.kube, &secret, true)
                 .await
                 .map_err(failed)?;
+        } else if !secret.finalizers().iter().any(|f| f == SECRET_FINALIZER) {
+            continue;
         }
+        held.insert(key);
     }
-    release_unneeded(ctx, secrets, None).await.map_err(failed)
+    let before = finalize::recorded(node);
+    if ctx.nodes_listed.load(Ordering::Acquire) {
+        // This node as it is now, with the others as the cache has them.
+        let all = ctx.stores.nodes.state();
+        let others = all
+            .iter()
+            .map(|n| n.as_ref())
+            .filter(|n| n.name_any() != node.name_any());
+        let released = finalize::secrets_to_release(before, others.chain([node]));
+        release(ctx, released).await.map_err(failed)?;
+    } else {
+        // A release decided on a partial listing could free a Secret another node needs: what
+        // was held stays recorded, for the next reconcile to decide.
+        tracing::debug!(node = %node.name_any(), "nodes' cache not ready yet: Secret releases next time");
+        held.extend(before);
+    }
+    Ok(held
+        .into_iter()
+        .map(|(namespace, name)| NamespacedSecretRef { name, namespace })
+        .collect())
 }
 
-/// Takes our finalizer off every Secret that no node (but `leaving`) references.
-async fn release_unneeded(
-    ctx: &NodeCtx,
-    secrets: &SecretMetaStore,
-    leaving: Option<&str>,
-) -> Result<(), kube::Error> {
-    let held: Vec<SecretKey> = secrets
-        .state()
-        .iter()
-        .filter(|s| s.finalizers().iter().any(|f| f == SECRET_FINALIZER))
-        .map(|s| (s.namespace().unwrap_or_default(), s.name_any()))
-        .collect();
-    let nodes = ctx.stores.nodes.state();
-    for (ns, name) in finalize::secrets_to_release(held, nodes.iter().map(|n| n.as_ref()), leaving) {
-        if let Some(secret) = secrets.get(&ObjectRef::new(&name).within(&ns)) {
-            tracing::info!(secret = %format!("{ns}/{name}"), "no ProxmoxNode references the Secret any more: finalizer released");
+/// Takes our finalizer off each of these Secrets (read again: the recorded list may be older).
+async fn release(ctx: &NodeCtx, secrets: Vec<SecretKey>) -> Result<(), kube::Error> {
+    for key in secrets {
+        if let Some(secret) = finalize::secret_meta(&ctx.kube, &key).await? {
+            tracing::info!(secret = %format!("{}/{}", key.0, key.1), "no ProxmoxNode references the Secret any more: finalizer released");
             finalize::set_secret_finalizer(&ctx.kube, &secret, false).await?;
         }
     }
@@ -148,30 +170,32 @@ async fn release_unneeded(
 }
 
 /// A deleted node: waits while containers are placed on it (`Ready=False`, `DeletionBlocked`,
-/// naming them), then releases its Secrets and its finalizer. `None` never: a deleted node is
-/// not probed again (its client keeps serving the containers' own deletion).
-async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Option<Action>, NodeError> {
+/// naming them), then releases its Secrets and its finalizer. A deleted node is not probed
+/// again (its client keeps serving the containers' own deletion).
+async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Action, NodeError> {
     let name = node.name_any();
     let failed = |source| NodeError::Finalizer {
         name: name.clone(),
         source,
     };
     let containers_listed = ctx.stores.containers_listed(Duration::from_secs(5)).await;
-    if !containers_listed || (ctx.secrets.is_some() && !ctx.listed.all()) {
+    if !containers_listed || !ctx.nodes_listed.load(Ordering::Acquire) {
         // Deciding on a partial listing could let the node go under a container.
-        return Ok(Some(Action::requeue(DELETION_RECHECK)));
+        return Ok(Action::requeue(DELETION_RECHECK));
     }
     let containers = ctx.stores.containers.state();
     let placed = finalize::placed_on(containers.iter().map(|c| c.as_ref()), &name);
     if placed.is_empty() {
-        if let Some(secrets) = &ctx.secrets {
-            release_unneeded(ctx, secrets, Some(&name))
-                .await
-                .map_err(failed)?;
-        }
+        let mut held = finalize::recorded(node);
+        held.extend(finalize::referenced_secrets(&node.spec));
+        let all = ctx.stores.nodes.state();
+        let others = all.iter().map(|n| n.as_ref()).filter(|n| n.name_any() != name);
+        release(ctx, finalize::secrets_to_release(held, others))
+            .await
+            .map_err(failed)?;
         finalize::release_node(&ctx.kube, node).await.map_err(failed)?;
         tracing::info!(node = %name, "no LxcContainer is placed on the deleted ProxmoxNode: finalizer released");
-        return Ok(Some(Action::await_change()));
+        return Ok(Action::await_change());
     }
     let mut status = node.status.clone().unwrap_or_default();
     let blocked = Desired {
@@ -192,7 +216,7 @@ async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Option<Action>, N
             .await
             .map_err(|source| NodeError::Status { name, source })?;
     }
-    Ok(Some(Action::requeue(DELETION_RECHECK)))
+    Ok(Action::requeue(DELETION_RECHECK))
 }
 
 /// Whether a probe is due: its status write comes back as a watch event, which must not probe
@@ -263,60 +287,24 @@ fn error_policy(_node: Arc<ProxmoxNode>, error: &NodeError, _ctx: Arc<NodeCtx>) 
     Action::requeue(Duration::from_secs(5))
 }
 
-/// The controller, built but not running, with its caches.
+/// The controller, built but not running, with its cache.
 pub struct Prepared {
     controller: Controller<ProxmoxNode>,
     /// The nodes' watch cache.
     pub store: Store<ProxmoxNode>,
-    /// The Secrets' metadata cache.
-    pub secrets: SecretMetaStore,
-    /// Whether the nodes' and the Secrets' caches hold their first listing.
-    listed: Listed,
+    /// Whether the nodes' cache holds its first listing.
+    nodes_listed: Arc<AtomicBool>,
 }
 
-/// Builds the controller: nodes (from the shared watch), plus the Secrets they reference —
-/// watched by their metadata only, so the operator never holds Secret data it does not need
-/// (it reads the ones a node references with a GET when it builds the node's client).
-pub fn prepare(kube: kube::Client, nodes: &SharedWatch<ProxmoxNode>) -> Prepared {
+/// Builds the controller on the nodes' shared watch. Secrets are not watched: a node reads the
+/// metadata of the ones it references (and its client's credentials) when it reconciles.
+pub fn prepare(nodes: &SharedWatch<ProxmoxNode>) -> Prepared {
     let controller = Controller::for_shared_stream(nodes.subscribe(), nodes.store.clone());
     let store = controller.store();
-    let by_secret = store.clone();
-    let (secrets, writer) = reflector::store::<PartialObjectMeta<Secret>>();
-    let listed = Listed {
-        nodes: nodes.listed(),
-        secrets: Default::default(),
-    };
-    let secrets_listed = listed.secrets.clone();
-    let secret_changes = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(kube),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    // Only names, namespaces and finalizers matter here; managed fields would only cost memory.
-    .modify(|secret| secret.metadata.managed_fields = None)
-    .reflect(writer)
-    .inspect(move |event| {
-        if let Ok(watcher::Event::InitDone) = event {
-            // Yielded after the store applied it.
-            secrets_listed.store(true, std::sync::atomic::Ordering::Release);
-        }
-    })
-    .touched_objects()
-    .boxed();
-    let controller = controller.watches_stream(secret_changes, move |secret| {
-        let key = (secret.namespace().unwrap_or_default(), secret.name_any());
-        by_secret
-            .state()
-            .into_iter()
-            .filter(|n| finalize::referenced_secrets(&n.spec).contains(&key))
-            .map(|n| ObjectRef::from_obj(n.as_ref()))
-            .collect::<Vec<_>>()
-    });
     Prepared {
         controller,
         store,
-        secrets,
-        listed,
+        nodes_listed: nodes.listed(),
     }
 }
 
@@ -327,8 +315,7 @@ impl Prepared {
         mut ctx: NodeCtx,
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
-        ctx.secrets = Some(self.secrets);
-        ctx.listed = self.listed;
+        ctx.nodes_listed = self.nodes_listed;
         crate::controllers::drive(self.controller, reconcile, error_policy, ctx, shutdown).await;
     }
 }
