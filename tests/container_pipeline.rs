@@ -487,6 +487,19 @@ async fn twenty_containers_over_three_nodes_get_distinct_vmids() {
         .map(|v| w.sim.admin().count_requests_for(*v))
         .collect();
     let writes: Vec<usize> = vmids.iter().map(|v| w.operator_writes(*v).len()).collect();
+    let mut by_endpoint: BTreeMap<String, usize> = BTreeMap::new();
+    for r in w.sim.admin().requests() {
+        if r.vmid.is_some_and(|v| vmids.contains(&v)) {
+            let path = r.path.replace(&r.vmid.unwrap().to_string(), "{vmid}");
+            let path = path
+                .split('/')
+                .map(|p| if p.starts_with("pve") { "{node}" } else { p })
+                .collect::<Vec<_>>()
+                .join("/");
+            *by_endpoint.entry(format!("{} {path}", r.method)).or_default() += 1;
+        }
+    }
+    println!("per endpoint (20 containers): {by_endpoint:#?}");
     println!(
         "20 containers Ready in {:.1}s over {per_node:?}; pve-sim calls per container: min {} avg {:.1} max {}; \
          mutating calls per container: min {} max {}; total requests {}",

@@ -10,9 +10,10 @@ use crate::controllers::halt::{Halt, HaltKind};
 use crate::crd::node::ProxmoxNode;
 use crate::crd::template::LxcTemplate;
 use crate::pipeline::desired::{DEFAULT_MEMORY_MIB, Subject, desired_container, memory_mib};
-use crate::pipeline::place::{Candidate, choose};
+use crate::pipeline::place::{Candidate, choose, matches};
 use crate::pipeline::policy::{self, PolicyDenied};
 use crate::pipeline::resolve::{Blocked, check_node, check_template, present_on};
+use crate::status::conditions::types;
 
 pub(super) fn blocked(condition: &'static str, b: Blocked) -> Halt {
     Halt::new(condition, b.reason, b.message, HaltKind::Blocked)
@@ -143,6 +144,30 @@ async fn place(run: &mut Run<'_>, template: Option<&LxcTemplate>) -> Result<Stri
             })
         })
         .collect();
+    // A matching node not probed yet is unknown, not unusable: choosing among the nodes probed
+    // so far would send everything applied together with the nodes to whichever answered
+    // first. Its first probe (a readiness change) wakes this container again.
+    let unprobed: Vec<String> = nodes
+        .iter()
+        .filter(|n| matches(&selector, n.labels()) && n.metadata.deletion_timestamp.is_none())
+        .filter(|n| {
+            n.status
+                .as_ref()
+                .is_none_or(|s| !s.conditions.iter().any(|c| c.type_ == types::READY))
+        })
+        .map(|n| n.name_any())
+        .collect();
+    if !unprobed.is_empty() {
+        return Err(Halt::new(
+            phase::PLACED,
+            "NodeNotProbed",
+            format!(
+                "waiting for the first probe of ProxmoxNode {} (matches nodeSelector) before choosing",
+                unprobed.join(", ")
+            ),
+            HaltKind::Blocked,
+        ));
+    }
     let Some(chosen) = choose(&selector, &candidates) else {
         let wanted: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
         return Err(Halt::new(
