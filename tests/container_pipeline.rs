@@ -515,6 +515,21 @@ async fn twenty_containers_over_three_nodes_get_distinct_vmids() {
         writes.iter().all(|n| *n == 2),
         "create + start per container, nothing else: {writes:?}"
     );
+    // Issue 17's budget: at most 8 calls per container besides task polls (4 today: create,
+    // start, one config read, one interfaces read).
+    assert!(
+        calls.iter().all(|n| *n <= 8),
+        "calls per container within 8: {calls:?} {by_endpoint:#?}"
+    );
+    for endpoint in [
+        "GET /cluster/nextid",
+        "GET /nodes/{node}/lxc/{vmid}/status/current",
+    ] {
+        assert!(
+            !by_endpoint.contains_key(endpoint),
+            "{endpoint} is not needed: {by_endpoint:#?}"
+        );
+    }
     // The API server, as the operator used it (the whole test binary: every test shares one
     // operator): reconciles read nodes and templates from the watch caches, never by GET.
     let reconciles = support::RECONCILES

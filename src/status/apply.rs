@@ -14,6 +14,18 @@ pub async fn apply_status<K>(kube: &Client, object: &K, status: &impl Serialize)
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
 {
+    apply_status_versioned(kube, object, status).await.map(|_| ())
+}
+
+/// [`apply_status`], returning the resource version the write produced.
+pub async fn apply_status_versioned<K>(
+    kube: &Client,
+    object: &K,
+    status: &impl Serialize,
+) -> Result<Option<String>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
+{
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status
     });
@@ -25,5 +37,5 @@ where
             &Patch::Apply(&patch),
         )
         .map_err(kube::Error::BuildRequest)?;
-    kube.request::<K>(request).await.map(|_| ())
+    kube.request::<K>(request).await.map(|o| o.resource_version())
 }

@@ -1,23 +1,17 @@
 //! Allocate VMID: `spec.vmid`, or the lowest free VMID of the node's range chosen under the
 //! cluster's allocation lock from everything known to be taken (the node polls, the VMID cache,
-//! other containers' statuses, this process's reservations) and confirmed with
-//! `/cluster/nextid?vmid=`. The VMID is written to status before anything is created.
+//! other containers' statuses, this process's reservations). No `/cluster/nextid?vmid=` round
+//! trip: the create's own "already exists" answer is the same check (see `create`). The VMID
+//! is written to status before anything is created.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-use kube::api::{Api, ListParams};
 
 use super::run::{Run, phase};
 use super::target::Target;
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::coordination::allocation_lock;
-use crate::crd::container::LxcContainer;
 use crate::pipeline::vmid::{pick_free, range};
-use crate::proxmox::ErrorClass;
-
-/// Confirmations tried before giving up for this reconcile.
-const ATTEMPTS: usize = 32;
 
 fn unavailable(e: impl std::fmt::Display) -> Halt {
     Halt::new(
@@ -53,6 +47,10 @@ pub async fn allocate(run: &mut Run<'_>, target: &Target) -> Result<u32, Halt> {
     }
     // One lock and one VMID cache per Proxmox cluster, whichever endpoint reaches it.
     let cluster = target.node.vmid_space();
+    // This process's allocations in the cluster wait their turn here (each is a few
+    // milliseconds, no Proxmox call) instead of finding the shared lock busy and coming back.
+    let turn = run.ctx.allocation_turn(&cluster);
+    let _turn = turn.lock().await;
     let Some(lock) = run
         .ctx
         .coordinator
@@ -69,7 +67,10 @@ pub async fn allocate(run: &mut Run<'_>, target: &Target) -> Result<u32, Halt> {
     };
     // The status is written while the lock is held: the next allocation sees this VMID taken.
     let result = match allocate_locked(run, target, &cluster).await {
-        Ok(vmid) => run.save().await.map(|()| vmid),
+        Ok(vmid) => {
+            run.fresh_vmid = true;
+            run.save().await.map(|()| vmid)
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = lock.release().await {
@@ -98,62 +99,45 @@ async fn allocate_locked(run: &mut Run<'_>, target: &Target, cluster: &str) -> R
             .into_iter()
             .flatten(),
     );
-    // The one LIST left in a reconcile: under the allocation lock, the API server's answer
-    // (not a cache that may lag behind another replica's write) says which VMIDs are recorded.
-    let others = Api::<LxcContainer>::all(ctx.kube.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Halt::kube(phase::VMID_ALLOCATED, &e))?;
+    // Every VMID recorded or asked for by an LxcContainer, from the watch cache. A write of
+    // another replica the cache has not seen yet cannot slip through: only the leader allocates,
+    // under this cluster's allocation lock, its own writes are in `reserved` (and the Redis
+    // VMID cache) before they are in the cache, and a VMID taken in Proxmox all the same makes
+    // the create answer "already exists", which gives it up and allocates another.
+    let containers = ctx.stores.containers.state();
     taken.extend(
-        others
-            .items
+        containers
             .iter()
             .filter_map(|c| c.status.as_ref()?.vmid)
-            .chain(others.items.iter().filter_map(|c| c.spec.vmid))
+            .chain(containers.iter().filter_map(|c| c.spec.vmid))
             .filter_map(|v| u32::try_from(v).ok()),
     );
     let bounds = range(target.node.spec.vmid_range.as_ref());
-    for _ in 0..ATTEMPTS {
-        let Some(candidate) = pick_free(bounds, &taken) else {
-            return Err(Halt::new(
-                phase::VMID_ALLOCATED,
-                "VmidRangeExhausted",
-                format!(
-                    "no free VMID in {}..{} of ProxmoxNode {}",
-                    bounds.0,
-                    bounds.1,
-                    run.status.node.clone().unwrap_or_default()
-                ),
-                HaltKind::Blocked,
-            ));
-        };
-        match target.client.next_id(Some(candidate)).await {
-            Ok(_) => {
-                ctx.reserved
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(cluster.to_string())
-                    .or_default()
-                    .insert(candidate);
-                ctx.coordinator
-                    .store()
-                    .vmids_update(cluster, candidate, true)
-                    .await
-                    .map_err(unavailable)?;
-                run.status.vmid = Some(i64::from(candidate));
-                run.pass(phase::VMID_ALLOCATED, "Allocated", format!("VMID {candidate}"));
-                return Ok(candidate);
-            }
-            Err(e) if e.class() == ErrorClass::AlreadyExists => {
-                taken.insert(candidate);
-            }
-            Err(e) => return Err(Halt::proxmox(phase::VMID_ALLOCATED, &e)),
-        }
-    }
-    Err(Halt::new(
-        phase::VMID_ALLOCATED,
-        "VmidRaced",
-        format!("{ATTEMPTS} VMIDs in a row were taken while confirming; trying again"),
-        HaltKind::Transient,
-    ))
+    let Some(candidate) = pick_free(bounds, &taken) else {
+        return Err(Halt::new(
+            phase::VMID_ALLOCATED,
+            "VmidRangeExhausted",
+            format!(
+                "no free VMID in {}..{} of ProxmoxNode {}",
+                bounds.0,
+                bounds.1,
+                run.status.node.clone().unwrap_or_default()
+            ),
+            HaltKind::Blocked,
+        ));
+    };
+    ctx.reserved
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(cluster.to_string())
+        .or_default()
+        .insert(candidate);
+    ctx.coordinator
+        .store()
+        .vmids_update(cluster, candidate, true)
+        .await
+        .map_err(unavailable)?;
+    run.status.vmid = Some(i64::from(candidate));
+    run.pass(phase::VMID_ALLOCATED, "Allocated", format!("VMID {candidate}"));
+    Ok(candidate)
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::context::Seen;
 use super::create::root_required;
 use super::power::power_call;
 use super::run::{Run, phase};
@@ -27,12 +28,29 @@ pub async fn configure(
     let vmid = desired.vmid;
     let node = target.pve_node().to_string();
     let client = &target.client;
-    let state = client
-        .container_status(&node, vmid)
-        .await
-        .map_err(|e| Halt::proxmox(phase::CONFIGURED, &e))?;
-    let running = state.status == "running";
+    let seen = run.seen(vmid, &node);
+    let known = run.running_after_task().or(seen.as_ref().map(|s| s.running));
+    let running = match known {
+        Some(running) => running,
+        None => {
+            client
+                .container_status(&node, vmid)
+                .await
+                .map_err(|e| Halt::proxmox(phase::CONFIGURED, &e))?
+                .status
+                == "running"
+        }
+    };
     let plan = plan(desired, config, running);
+    // Seen as it is now; a write below makes the next walk read again.
+    run.see(plan.is_empty().then(|| Seen {
+        at: std::time::Instant::now(),
+        generation: run.generation,
+        vmid,
+        node: node.clone(),
+        config: config.clone(),
+        running,
+    }));
     if !plan.fixed.is_empty() {
         return Err(Halt::new(
             phase::CONFIGURED,

@@ -11,7 +11,7 @@ use crate::crd::container::TaskRef;
 
 /// The identity fields of a status this process wrote last: a reconcile handed an older copy
 /// by the watch cache must not allocate, create or migrate again.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Remembered {
     pub vmid: Option<i64>,
     pub node: Option<String>,
@@ -20,6 +20,50 @@ pub struct Remembered {
     pub shutdown_failed: bool,
     /// The task in flight last asked about, and how many times it was found running.
     pub polls: Option<(String, u32)>,
+    /// The whole status this process wrote last, with the resource version the write gave the
+    /// object: a watch cache older than that hands out an older status, which must neither be
+    /// the baseline of the next reconcile nor make it write the same status again.
+    pub written: Option<(String, crate::crd::LxcContainerStatus)>,
+    /// The container as a walk last found it matching the spec: see [`Seen`].
+    pub seen: Option<Seen>,
+}
+
+/// What a walk read from Proxmox and found matching the spec (owned by this object, config as
+/// planned, power state). The walks that follow within [`SEEN_FOR`] — waiting for a task, an
+/// address — reuse it instead of reading the same config again; a change of the spec, a
+/// config write or a task other than power forgets it, and the node polls and the config
+/// sweep keep watching for changes made behind the operator's back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub at: std::time::Instant,
+    pub generation: Option<i64>,
+    pub vmid: u32,
+    pub node: String,
+    pub config: crate::proxmox::types::LxcConfig,
+    pub running: bool,
+}
+
+/// How long a [`Seen`] serves.
+pub const SEEN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Seen {
+    /// Whether it still describes this container for this generation.
+    pub fn serves(&self, generation: Option<i64>, vmid: u32, node: &str) -> bool {
+        self.at.elapsed() < SEEN_FOR
+            && self.generation == generation
+            && self.vmid == vmid
+            && self.node == node
+    }
+}
+
+/// Whether the cached copy (`cached` resource version) predates the one `written` gave. Resource
+/// versions are etcd revisions: comparing them is the kube-apiserver's own watch-cache rule; one
+/// that does not parse is never called older.
+pub fn cache_is_older(cached: Option<&str>, written: &str) -> bool {
+    match (cached.and_then(|c| c.parse::<u64>().ok()), written.parse::<u64>()) {
+        (Some(c), Ok(w)) => c < w,
+        _ => false,
+    }
 }
 
 /// How long a DHCP interface may go without an address, by default.
@@ -37,6 +81,8 @@ pub struct ContainerCtx {
     pub failures: Arc<Mutex<HashMap<String, u32>>>,
     /// One placement at a time in this process (each sees the previous one's choice).
     pub placing: Arc<tokio::sync::Mutex<()>>,
+    /// One allocation at a time per Proxmox cluster in this process.
+    pub allocating: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// How long a DHCP interface may go without an address before `Discovered` says so.
     pub address_timeout: std::time::Duration,
 }
@@ -58,8 +104,15 @@ impl ContainerCtx {
             reserved: Default::default(),
             failures: Default::default(),
             placing: Default::default(),
+            allocating: Default::default(),
             address_timeout: DEFAULT_ADDRESS_TIMEOUT,
         }
+    }
+
+    /// The mutex this process's allocations in `cluster` take turns on.
+    pub(crate) fn allocation_turn(&self, cluster: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.allocating.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(cluster.to_string()).or_default().clone()
     }
 
     pub(crate) fn remembered(&self, uid: &str) -> Option<Remembered> {

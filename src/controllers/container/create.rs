@@ -55,6 +55,17 @@ pub async fn create(
 ) -> Result<LxcConfig, Halt> {
     let vmid = desired.vmid;
     let node = target.pve_node().to_string();
+    if run.fresh_vmid {
+        // Allocated in this walk, under the allocation lock, from every VMID known taken: no
+        // container of ours can be there, and one of anyone else's makes the create answer
+        // "already exists" (Proxmox checks the whole cluster's VMID list before it creates,
+        // as `nextid?vmid=` would), which gives the VMID up and allocates another.
+        return start_create(run, target, desired).await;
+    }
+    if let Some(seen) = run.seen(vmid, &node) {
+        run.pass(phase::CREATED, "Created", format!("VMID {vmid} on {node}"));
+        return Ok(seen.config);
+    }
     match target.client.container_config(&node, vmid).await {
         Ok(config) => match owner(
             config.get("tags"),
@@ -153,7 +164,6 @@ async fn elsewhere(run: &mut Run<'_>, target: &Target, vmid: u32) -> Result<(), 
         )
         .await;
         run.status.node = Some(name);
-        run.save().await?;
         return Err(Halt::wait(
             phase::PLACED,
             "Relocated",
@@ -187,9 +197,6 @@ async fn taken(run: &mut Run<'_>, vmid: u32, why: String) -> Halt {
     )
     .await;
     run.status.vmid = None;
-    if let Err(h) = run.save().await {
-        return h;
-    }
     Halt::wait(
         phase::VMID_ALLOCATED,
         "VmidTaken",
@@ -248,8 +255,12 @@ async fn start_create(
         .await;
     }
     // Right before the POST: the object's latest status must still name this VMID and no task
-    // (a stale cache must never make a second container).
-    let latest = run.latest_status().await?.unwrap_or_default();
+    // (a stale cache must never make a second container). A VMID allocated in this walk was
+    // chosen from the latest status, read under the lock, and written by this walk.
+    let latest = match run.fresh_vmid {
+        true => run.status.clone(),
+        false => run.latest_status().await?.unwrap_or_default(),
+    };
     if latest.vmid != Some(i64::from(vmid)) || latest.task.is_some() {
         return Err(Halt::wait(
             phase::CREATED,
@@ -285,12 +296,12 @@ async fn start_create(
         action: "create".into(),
         node,
     });
-    run.save().await?;
+    // The reconcile's status write, right after, records the UPID.
     Err(Halt::wait(
         phase::CREATED,
         "Creating",
         format!("creating VMID {vmid} (task {upid})"),
-        Duration::from_secs(1),
+        super::settle::FIRST_LOOK,
     ))
 }
 

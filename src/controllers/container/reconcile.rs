@@ -9,8 +9,8 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 
 use super::context::ContainerCtx;
 use super::provisioner::Provisioner;
@@ -116,6 +116,20 @@ async fn walk(run: &mut Run<'_>, provisioner: Option<&dyn Provisioner>) -> Resul
     provision::provision(run, provisioner, &target, vmid, running).await?;
     discover::discover(run, &target, &desired, running).await?;
     provision::observe_services(run, provisioner, &target, vmid, running).await
+}
+
+/// What of an `LxcContainer` a user changes: the spec (its generation), deletion, finalizers,
+/// labels and annotations — not the status, and not the resource version a status write bumps.
+fn user_change(ct: &LxcContainer) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = &ct.metadata;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 async fn ensure_finalizer(ct: &LxcContainer, ctx: &ContainerCtx) -> Result<(), kube::Error> {
@@ -271,8 +285,18 @@ pub struct Prepared {
 pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches, sweep: SweepSettings) -> Prepared {
     // kube's runner gets no limit of its own: `Workers` admits `concurrency` reconciles at a
     // time and counts the rest as the queue.
-    let controller = Controller::new(Api::<LxcContainer>::all(kube.clone()), watcher::Config::default());
-    let store = controller.store();
+    let (store, writer) = reflector::store::<LxcContainer>();
+    let changes = watcher(Api::<LxcContainer>::all(kube.clone()), watcher::Config::default())
+        .default_backoff()
+        // Nothing reads who wrote which field; managed fields are most of a small object.
+        .modify(|ct| ct.metadata.managed_fields = None)
+        .reflect(writer)
+        .applied_objects()
+        // Only what a user changes starts a reconcile: the operator's own status writes do not
+        // (each would walk the pipeline again and re-read Proxmox). Progress comes from the
+        // requeue each reconcile returns, drift from the node polls and the config sweep.
+        .predicate_filter(user_change, PredicateConfig::default());
+    let controller = Controller::for_stream(changes, store.clone());
     let (by_node, by_template) = (store.clone(), store.clone());
     let readiness = ReadinessChanges::default();
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<LxcContainer>>();

@@ -123,7 +123,7 @@ async fn place(run: &mut Run<'_>, template: Option<&LxcTemplate>) -> Result<Stri
             let capacity = n.status.as_ref().and_then(|s| s.capacity.as_ref());
             let placed_here = containers
                 .iter()
-                .filter(|c| c.status.as_ref().and_then(|s| s.node.as_deref()) == Some(name.as_str()));
+                .filter(|c| placed_node(run, c).as_deref() == Some(name.as_str()));
             let reserved_memory = placed_here
                 .clone()
                 .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Ready"))
@@ -188,6 +188,17 @@ async fn place(run: &mut Run<'_>, template: Option<&LxcTemplate>) -> Result<Stri
     let chosen = chosen.name.clone();
     run.status.node = Some(chosen.clone());
     run.pass(phase::PLACED, "Placed", format!("on ProxmoxNode {chosen}"));
-    run.save().await?;
+    // Remembered at once for the next placement (under the same mutex); written to status with
+    // the VMID, before anything is created.
+    run.remember();
     Ok(chosen)
+}
+
+/// Where a container is placed: its status, or this process's memory of a placement not
+/// written yet (or not yet back in the watch cache).
+fn placed_node(run: &Run<'_>, ct: &crate::crd::LxcContainer) -> Option<String> {
+    ct.status
+        .as_ref()
+        .and_then(|s| s.node.clone())
+        .or_else(|| run.ctx.remembered(ct.metadata.uid.as_deref()?)?.node)
 }

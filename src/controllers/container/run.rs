@@ -6,13 +6,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
-use super::context::ContainerCtx;
+use super::context::{ContainerCtx, cache_is_older};
 use crate::controllers::act::{ActError, Actor};
 use crate::controllers::halt::{Halt, HaltKind};
 use crate::coordination::LockGuard;
 use crate::crd::container::{LxcContainer, LxcContainerStatus};
 use crate::proxmox::{Mutation, ProxmoxClient, Upid};
-use crate::status::apply::apply_status;
+use crate::status::apply::apply_status_versioned;
 use crate::status::conditions::{Desired, is_true, set, types};
 
 /// The per-phase condition types.
@@ -52,6 +52,10 @@ pub struct Run<'a> {
     /// The container's lock, for work that outlives this reconcile (background provisioning
     /// holds it until it ends; the lock is released by whichever lets go last).
     pub lock_handle: Option<std::sync::Arc<LockGuard>>,
+    /// The VMID was allocated in this walk (nothing can be ours on it yet).
+    pub fresh_vmid: bool,
+    /// The action of the task this walk found finished.
+    pub finished: Option<String>,
 }
 
 impl<'a> Run<'a> {
@@ -59,6 +63,11 @@ impl<'a> Run<'a> {
         let uid = ct.metadata.uid.clone().unwrap_or_default();
         let mut status = ct.status.clone().unwrap_or_default();
         if let Some(m) = ctx.remembered(&uid) {
+            if let Some((rv, written)) = m.written
+                && cache_is_older(ct.metadata.resource_version.as_deref(), &rv)
+            {
+                status = written;
+            }
             status.vmid = m.vmid.or(status.vmid);
             status.node = m.node.or(status.node);
             status.task = m.task;
@@ -80,6 +89,8 @@ impl<'a> Run<'a> {
             written: None,
             actor: Actor::new(&ctx.shared, ct, lock),
             lock_handle: None,
+            fresh_vmid: false,
+            finished: None,
         }
     }
 
@@ -214,13 +225,45 @@ impl<'a> Run<'a> {
 
     /// Writes the status if it differs from the last one written (or read).
     pub async fn flush(&mut self) -> Result<(), kube::Error> {
-        let last = self.written.as_ref().or(self.ct.status.as_ref());
-        if last != Some(&self.status) {
-            write_status(self.ctx, self.ct, &self.status).await?;
+        let last = self.written.as_ref().unwrap_or(&self.before);
+        if *last != self.status || self.ct.status.is_none() {
+            let version = write_status(self.ctx, self.ct, &self.status).await?;
             self.written = Some(self.status.clone());
+            if let Some(rv) = version {
+                let status = self.status.clone();
+                self.ctx.remember(&self.uid, |m| m.written = Some((rv, status)));
+            }
         }
         self.remember();
         Ok(())
+    }
+
+    /// Whether the container runs, as the task this walk found finished says (`None`: it does
+    /// not say).
+    pub fn running_after_task(&self) -> Option<bool> {
+        match self.finished.as_deref()? {
+            "create" | "stop" | "shutdown" | "restart" => Some(false),
+            "start" => Some(true),
+            _ => None,
+        }
+    }
+
+    /// What the last walk saw, when it still serves this one: a rollout still under way (a
+    /// Ready container is only reconciled again because something changed: drift, a sweep, a
+    /// user's touch, so it reads afresh), and no task but a power task ended since (a create,
+    /// resize or migration changes the config).
+    pub fn seen(&self, vmid: u32, node: &str) -> Option<super::context::Seen> {
+        let config_task = self.finished.is_some() && self.running_after_task().is_none();
+        if self.was_ready || config_task || self.finished.as_deref() == Some("create") {
+            return None;
+        }
+        let seen = self.ctx.remembered(&self.uid)?.seen?;
+        seen.serves(self.generation, vmid, node).then_some(seen)
+    }
+
+    /// Records (or with `None` forgets) what this walk saw.
+    pub fn see(&self, seen: Option<super::context::Seen>) {
+        self.ctx.remember(&self.uid, |m| m.seen = seen);
     }
 
     pub fn remember(&self) {
@@ -237,11 +280,11 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Writes `status` with server-side apply.
+/// Writes `status` with server-side apply; returns the resource version it gave the object.
 pub async fn write_status(
     ctx: &ContainerCtx,
     ct: &LxcContainer,
     status: &LxcContainerStatus,
-) -> Result<(), kube::Error> {
-    apply_status(&ctx.kube, ct, status).await
+) -> Result<Option<String>, kube::Error> {
+    apply_status_versioned(&ctx.kube, ct, status).await
 }

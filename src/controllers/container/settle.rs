@@ -33,6 +33,10 @@ pub fn poll_delay(polls: u32) -> Duration {
     Duration::from_secs((1u64 << doublings).min(10))
 }
 
+/// The first look at a task just started: most short tasks (a start, a small create) end
+/// within half a second.
+pub const FIRST_LOOK: Duration = Duration::from_millis(500);
+
 /// Checks the task in status, if any: `Ok` once none runs (a finished one is cleared).
 pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Halt> {
     let Some(task) = run.status.task.clone() else {
@@ -53,15 +57,19 @@ pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Hal
                 };
                 m.polls = Some((task.upid.clone(), polls));
             });
-            Err(Halt::wait(
-                condition,
-                waiting,
-                format!("task {} is running", task.upid),
-                poll_delay(polls),
-            ))
+            // The message the task's start wrote stays: asking about a task changes nothing a
+            // user sees, so it writes no status.
+            let message = run
+                .status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition && c.reason == waiting && c.message.contains(&task.upid))
+                .map_or_else(|| format!("task {} is running", task.upid), |c| c.message.clone());
+            Err(Halt::wait(condition, waiting, message, poll_delay(polls)))
         }
         Ok(TaskState::Succeeded) => {
             run.status.task = None;
+            run.finished = Some(task.action.clone());
             match task.action.as_str() {
                 "shutdown" | "stop" | "restart" => run.ctx.remember(&run.uid, |m| m.shutdown_failed = false),
                 "create" => {
@@ -84,7 +92,6 @@ pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Hal
                     )
                     .await;
                     run.status.node = to;
-                    run.save().await?;
                     // The rest of the walk needs the new node's client.
                     return Err(Halt::wait(
                         phase::PLACED,
@@ -95,21 +102,23 @@ pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Hal
                 }
                 _ => {}
             }
-            run.save().await
+            // No write of its own: the walk goes on, and the reconcile's one status write
+            // carries the cleared task (a crash before it only asks about the task again).
+            Ok(())
         }
         Err(e) if matches!(e.class(), ErrorClass::TaskFailed | ErrorClass::NotFound) => {
             run.status.task = None;
             if matches!(task.action.as_str(), "shutdown" | "restart") {
                 run.ctx.remember(&run.uid, |m| m.shutdown_failed = true);
             }
-            run.save().await?;
             Err(Halt::proxmox(condition, &e))
         }
         Err(e) => Err(Halt::proxmox(condition, &e)),
     }
 }
 
-/// Stores a started task and ends the walk until it finishes.
+/// Stores a started task and ends the walk until it finishes: the reconcile's status write,
+/// right after, records the UPID (no other call comes between).
 pub async fn track(
     run: &mut Run<'_>,
     upid: String,
@@ -122,13 +131,12 @@ pub async fn track(
         action: action.into(),
         node: node.into(),
     });
-    run.save().await?;
     let (condition, reason) = super::settle::condition_of(action);
     Err(Halt::wait(
         condition,
         reason,
         format!("{what} (task {upid})"),
-        Duration::from_secs(1),
+        FIRST_LOOK,
     ))
 }
 
