@@ -34,7 +34,7 @@ pub mod worker;
 pub use admin::{Admin, CtInfo, LockRequest};
 pub use config::Config;
 pub use faults::{ErrorKind, ErrorRule, FaultConfig, LatencyRule, Match, PaddingRule, TaskFailure};
-pub use reqlog::LogEntry;
+pub use reqlog::{EndpointCount, LogEntry};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
