@@ -208,3 +208,60 @@ async fn binary_prints_one_json_line_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn binary_realistic_flag_gives_tasks_real_durations() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pve-sim"))
+        .args(["--listen", "127.0.0.1:0", "--nodes", "pve", "--realistic"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let ep: pve_sim::Endpoint = serde_json::from_str(&line).unwrap();
+    let _ = plain();
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let auth = format!("PVEAPIToken={}={}", ep.token_id, ep.token_secret);
+    let created: serde_json::Value = http
+        .post(format!("{}/api2/json/nodes/pve/lxc", ep.url))
+        .header("Authorization", &auth)
+        .form(&[
+            ("vmid", "100"),
+            ("ostemplate", TEMPLATE),
+            ("rootfs", "local-lvm:8"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upid = created["data"].as_str().expect("upid").to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status: serde_json::Value = http
+        .get(format!(
+            "{}/api2/json/nodes/pve/tasks/{}/status",
+            ep.url,
+            enc(&upid)
+        ))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["data"]["status"], "running",
+        "a create takes seconds: {status}"
+    );
+}
