@@ -328,11 +328,22 @@ fn apply(sim: &Sim, st: &mut State, action: &Action) -> Result<Vec<String>, Stri
             ct.started_at = t;
             Ok(vec![])
         }
-        Action::Destroy { vmid } => {
+        Action::Destroy { vmid, force } => {
+            // Checked again once the task holds the lock (`destroy_vm`'s `$code`): the
+            // container may have been started while the task waited.
+            let running = st.cts.get(vmid).is_some_and(|ct| ct.running);
+            if running && !force {
+                return Err(format!("unable to destroy CT {vmid} - container is running"));
+            }
             remove_ct(sim, st, *vmid);
-            Ok(vec![format!(
+            let mut log = Vec::new();
+            if running {
+                log.push(format!("forced to stop CT {vmid} before destroying!"));
+            }
+            log.push(format!(
                 "  Logical volume \"vm-{vmid}-disk-0\" successfully removed."
-            )])
+            ));
+            Ok(log)
         }
         Action::Resize { vmid, disk, bytes } => {
             let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;

@@ -171,6 +171,38 @@ async fn tasks_on_one_guest_run_one_after_another() {
     assert!(conf["rootfs"].as_str().unwrap().contains("size=9G"), "{conf}");
 }
 
+#[tokio::test]
+async fn a_destroy_that_waited_checks_again_whether_the_guest_runs() {
+    let sim = sim_with(Config::default_with_nodes(&["pve"]).with_task_duration_ms(200)).await;
+    let tok = Client::token(&sim);
+    create_ct(&tok, "pve", "170", &[]).await;
+    let (s, v, _) = tok.call("POST", "/nodes/pve/lxc/170/status/start", &[]).await;
+    assert_eq!(s, 200);
+    let start = v["data"].as_str().unwrap().to_string();
+    // Not running yet, so the call's early check passes; the task finds it running.
+    let (s, v, text) = tok.call("DELETE", "/nodes/pve/lxc/170", &[]).await;
+    assert_eq!(s, 200, "{text}");
+    let destroy = v["data"].as_str().unwrap().to_string();
+    assert_eq!(tok.wait(&start).await, "OK");
+    assert_eq!(
+        tok.wait(&destroy).await,
+        "unable to destroy CT 170 - container is running"
+    );
+    assert_eq!(
+        tok.get_ok("/nodes/pve/lxc/170/status/current").await["status"],
+        "running"
+    );
+    // With force, it stops the guest and destroys it.
+    let (s, v, _) = tok.call("POST", "/nodes/pve/lxc/170/status/reboot", &[]).await;
+    assert_eq!(s, 200);
+    let reboot = v["data"].as_str().unwrap().to_string();
+    let (_, status) = tok.task("DELETE", "/nodes/pve/lxc/170", &[("force", "1")]).await;
+    assert_eq!(status, "OK");
+    assert_eq!(tok.wait(&reboot).await, "OK");
+    let (s, _, _) = tok.call("GET", "/nodes/pve/lxc/170/config", &[]).await;
+    assert_eq!(s, 500);
+}
+
 fn storage_cfg(alloc_ms: u64, timeout_ms: u64) -> Config {
     let mut cfg = Config::default_with_nodes(&["pve1", "pve2"]);
     cfg.task_durations_ms.insert("vzcreate".into(), 400);

@@ -178,7 +178,10 @@ pub fn destroy(ctx: &Ctx) -> ApiResult<Reply> {
         "vzdestroy",
         &vmid.to_string(),
         Some("destroyed"),
-        Action::Destroy { vmid },
+        Action::Destroy {
+            vmid,
+            force: ctx.flag("force"),
+        },
         None,
     ))
 }
