@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod ctroot;
 pub mod dispatch;
+pub mod effects;
 pub mod error;
 pub mod faults;
 pub mod formats;

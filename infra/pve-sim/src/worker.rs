@@ -1,12 +1,11 @@
-//! Task workers: start (a UPID in the real format, injected failures), completion after the
-//! configured duration, and the effects each action has on the state when it succeeds.
+//! Task workers: start (a UPID in the real format, injected failures), the locks a task takes
+//! (the guest's config lock file, storage allocation locks) and its completion after the
+//! configured duration. What each action does to the state is `effects.rs`.
 
-use crate::ctroot;
 use crate::error::ApiError;
-use crate::state::{Holder, Sim, State, Volume, now};
+use crate::state::{Holder, Sim, State, now};
 use crate::sync::lock;
 use crate::tasks::{Action, Task};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -234,7 +233,7 @@ fn finish(sim: &Sim, st: &mut State, upid: &str) {
     };
     let result = match &task.fail {
         Some(msg) => Err(msg.clone()),
-        None => apply(sim, st, &task.action),
+        None => crate::effects::apply(sim, st, &task.action),
     };
     st.release_storage_locks(upid);
     if let Some(vmid) = task.action.vmid() {
@@ -249,7 +248,7 @@ fn finish(sim: &Sim, st: &mut State, upid: &str) {
         }
         if result.is_err() && matches!(task.action, Action::Create { .. }) {
             // A failed create removes what it allocated, like PVE's cleanup.
-            remove_ct(sim, st, vmid);
+            crate::effects::remove_ct(sim, st, vmid);
         }
     }
     let t = st.tasks.get_mut(upid).expect("task present");
@@ -278,190 +277,4 @@ fn changes_status(action: &Action) -> bool {
             | Action::Migrate { .. }
             | Action::Rollback { .. }
     )
-}
-
-fn remove_ct(sim: &Sim, st: &mut State, vmid: u32) {
-    if let Some(ct) = st.cts.remove(&vmid) {
-        for vols in st.volumes.values_mut() {
-            vols.retain(|v| v.vmid != Some(vmid));
-        }
-        ctroot::remove(&sim.cfg, ct.vmid);
-    }
-}
-
-fn apply(sim: &Sim, st: &mut State, action: &Action) -> Result<Vec<String>, String> {
-    let t = now();
-    match action {
-        Action::Create { vmid, start } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            let mut log = vec![format!(
-                "extracting archive '{}'",
-                ct.conf.get("ostemplate").cloned().unwrap_or_default()
-            )];
-            ct.conf.remove("ostemplate");
-            ctroot::create(&sim.cfg, *vmid, &ct.conf)
-                .map_err(|e| format!("unable to create CT {vmid} - {e}"))?;
-            log.push("Total bytes read: 524288000 (500MiB, 125MiB/s)".into());
-            if *start {
-                ct.running = true;
-                ct.started_at = t;
-                log.push(format!("starting CT {vmid}"));
-            }
-            Ok(log)
-        }
-        Action::Start { vmid } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            if ct.conf.get("template").is_some_and(|v| v == "1") {
-                return Err("you can't start a CT if it's a template".into());
-            }
-            ct.running = true;
-            ct.started_at = t;
-            Ok(vec![])
-        }
-        Action::Stop { vmid } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            ct.running = false;
-            Ok(vec![])
-        }
-        Action::Reboot { vmid } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            ct.started_at = t;
-            Ok(vec![])
-        }
-        Action::Destroy { vmid, force } => {
-            // Checked again once the task holds the lock (`destroy_vm`'s `$code`): the
-            // container may have been started while the task waited.
-            let running = st.cts.get(vmid).is_some_and(|ct| ct.running);
-            if running && !force {
-                return Err(format!("unable to destroy CT {vmid} - container is running"));
-            }
-            remove_ct(sim, st, *vmid);
-            let mut log = Vec::new();
-            if running {
-                log.push(format!("forced to stop CT {vmid} before destroying!"));
-            }
-            log.push(format!(
-                "  Logical volume \"vm-{vmid}-disk-0\" successfully removed."
-            ));
-            Ok(log)
-        }
-        Action::Resize { vmid, disk, bytes } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            let value = ct
-                .conf
-                .get(disk)
-                .cloned()
-                .ok_or_else(|| format!("no such disk '{disk}'"))?;
-            let size = crate::state::format_size(*bytes);
-            let mut parts: Vec<String> = value
-                .split(',')
-                .filter(|p| !p.starts_with("size="))
-                .map(String::from)
-                .collect();
-            parts.push(format!("size={size}"));
-            ct.conf.insert(disk.clone(), parts.join(","));
-            Ok(vec![format!(
-                "  Size of logical volume pve/vm-{vmid}-disk-0 changed to {size}."
-            )])
-        }
-        Action::Migrate {
-            vmid,
-            target,
-            restart,
-        } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            let from = std::mem::replace(&mut ct.node, target.clone());
-            if *restart && ct.running {
-                ct.started_at = t;
-            }
-            let moved: Vec<((String, String), Vec<Volume>)> = st
-                .volumes
-                .iter_mut()
-                .filter(|((n, _), _)| *n == from)
-                .map(|(k, vols)| {
-                    let (taken, kept): (Vec<Volume>, Vec<Volume>) =
-                        vols.drain(..).partition(|v| v.vmid == Some(*vmid));
-                    *vols = kept;
-                    ((target.clone(), k.1.clone()), taken)
-                })
-                .collect();
-            for (k, vols) in moved {
-                st.volumes.entry(k).or_default().extend(vols);
-            }
-            Ok(vec![format!(
-                "migration finished successfully (duration 00:00:01)"
-            )])
-        }
-        Action::Snapshot {
-            vmid,
-            name,
-            description,
-        } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            let parent = ct.conf.get("parent").cloned();
-            let mut conf: BTreeMap<String, String> = ct.conf.clone();
-            conf.remove("lock");
-            ct.snapshots.push(crate::state::Snapshot {
-                name: name.clone(),
-                description: description.clone(),
-                parent,
-                snaptime: t,
-                conf,
-            });
-            ct.conf.insert("parent".into(), name.clone());
-            Ok(vec![])
-        }
-        Action::DeleteSnapshot { vmid, name } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            let removed_parent = ct
-                .snapshots
-                .iter()
-                .find(|s| &s.name == name)
-                .and_then(|s| s.parent.clone());
-            ct.snapshots.retain(|s| &s.name != name);
-            for s in &mut ct.snapshots {
-                if s.parent.as_deref() == Some(name) {
-                    s.parent = removed_parent.clone();
-                }
-            }
-            if ct.conf.get("parent") == Some(name) {
-                match &removed_parent {
-                    Some(p) => ct.conf.insert("parent".into(), p.clone()),
-                    None => ct.conf.remove("parent"),
-                };
-            }
-            Ok(vec![])
-        }
-        Action::Rollback { vmid, name, start } => {
-            let ct = st.cts.get_mut(vmid).ok_or("container vanished")?;
-            let snap = ct
-                .snapshots
-                .iter()
-                .find(|s| &s.name == name)
-                .ok_or("snapshot vanished")?;
-            let mut conf = snap.conf.clone();
-            conf.insert("parent".into(), name.clone());
-            conf.insert("lock".into(), "rollback".into());
-            ct.conf = conf;
-            ct.running = *start;
-            if *start {
-                ct.started_at = t;
-            }
-            Ok(vec![])
-        }
-        Action::Download {
-            node,
-            storage,
-            volid,
-            size,
-        } => {
-            let vols = st.volumes.entry((node.clone(), storage.clone())).or_default();
-            vols.retain(|v| v.volid != *volid);
-            vols.push(Volume::template(volid, *size, t));
-            Ok(vec![
-                format!("downloaded {size} bytes"),
-                format!("successfully created '{volid}'"),
-            ])
-        }
-    }
 }
