@@ -5,11 +5,11 @@
 //! (ErrorRule), `POST /faults/latency` (LatencyRule), `POST /faults/padding` (PaddingRule),
 //! `GET /padding-sent`, `POST /faults/task-failures` (TaskFailure), `POST /tickets/expire`,
 //! `POST /nodes/{node}/offline|online`, `POST /locks` (`{"vmid":100,"seconds":5,"lock":"backup"?}`),
-//! `GET /cts`, `GET /cts/{vmid}`, `GET /health`.
+//! `GET /cts`, `GET /cts/{vmid}`, `GET /requests/stats` (calls per endpoint), `GET /health`.
 
 use crate::auth::TicketKey;
 use crate::faults::{ErrorRule, FaultConfig, LatencyRule, PaddingRule, TaskFailure};
-use crate::reqlog::LogEntry;
+use crate::reqlog::{EndpointCount, LogEntry};
 use crate::state::Sim;
 use crate::sync::lock;
 use rand::RngCore;
@@ -46,6 +46,10 @@ pub struct Admin(pub(crate) Arc<Sim>);
 impl Admin {
     pub fn requests(&self) -> Vec<LogEntry> {
         self.0.log.entries()
+    }
+    /// Calls per endpoint (method and path template), and whether each is mutating.
+    pub fn request_stats(&self) -> Vec<EndpointCount> {
+        self.0.log.stats()
     }
     pub fn clear_requests(&self) {
         self.0.log.clear()
@@ -103,7 +107,15 @@ impl Admin {
         let mut st = self.0.state();
         match req.lock {
             None => {
-                st.flock_until.insert(req.vmid, Instant::now() + until);
+                let holder = crate::state::Holder::Until(Instant::now() + until);
+                if !st.take_flock(req.vmid, &holder) {
+                    // Held by a task: the injected holder takes over when the task ends.
+                    let sim = self.0.clone();
+                    tokio::spawn(async move {
+                        let wait_ms = u64::try_from(until.as_millis()).unwrap_or(u64::MAX);
+                        crate::worker::wait_for(&sim, wait_ms, |st| st.take_flock(req.vmid, &holder)).await;
+                    });
+                }
                 true
             }
             Some(l) => {
@@ -163,6 +175,7 @@ pub fn handle(sim: &Arc<Sim>, method: &str, path: &str, query: Option<&str>, bod
                     .collect();
                 (200, json!(entries))
             }
+            ("GET", ["requests", "stats"]) => (200, json!(admin.request_stats())),
             ("DELETE", ["requests"]) => {
                 admin.clear_requests();
                 ok()

@@ -36,6 +36,23 @@ pub struct Config {
     pub faults: FaultConfig,
     /// The corosync cluster's name (`GET /cluster/status` lists it); `None`: a standalone node.
     pub cluster_name: Option<String>,
+    /// How long a call or task waits for a guest's config lock file before `got timeout`
+    /// (PVE's `lock_file_full` default: 10 s).
+    pub config_lock_timeout_ms: u64,
+    /// The same wait for the config lock a create takes in the API call
+    /// (`create_and_lock_config`: 5 s).
+    pub create_lock_timeout_ms: u64,
+    /// How long a task waits for a storage's allocation lock (`cluster_lock_storage` with no
+    /// timeout: 10 s).
+    pub storage_lock_timeout_ms: u64,
+    /// How long a create's volume allocation holds the storage lock; `None`: a quarter of the
+    /// `vzcreate` duration.
+    pub storage_alloc_ms: Option<u64>,
+    /// Delay before `/cluster/resources` shows a guest's new status and name (pvestatd's
+    /// broadcast; real PVE: up to 10 s). A new guest shows `unknown` until then.
+    pub stats_delay_ms: u64,
+    /// Requests handled at once per node (pveproxy/pvedaemon run 3 workers); more wait in line.
+    pub api_workers: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +135,23 @@ fn default_mem() -> u64 {
 fn default_storage_size() -> u64 {
     500 * 1024 * 1024 * 1024
 }
+
+/// Task durations of `Config::realistic` in milliseconds (README: "Realistic durations").
+pub const REALISTIC_TASK_MS: &[(&str, u64)] = &[
+    ("vzcreate", 8_000),
+    ("vzstart", 1_500),
+    ("vzstop", 1_000),
+    ("vzshutdown", 4_000),
+    ("vzreboot", 5_000),
+    ("vzdestroy", 2_000),
+    ("vzmigrate", 12_000),
+    ("resize", 1_000),
+    ("vzsnapshot", 1_500),
+    ("vzdelsnapshot", 1_500),
+    ("vzrollback", 3_000),
+    ("download", 10_000),
+    ("default", 1_000),
+];
 
 pub const ROOT_PASSWORD: &str = "pve-sim-root-password";
 pub const OPERATOR_TOKEN_ID: &str = "root@pam!operator";
@@ -271,13 +305,40 @@ impl Config {
             faults: FaultConfig::default(),
             // More than one node is a cluster; one node is standalone.
             cluster_name: (nodes.len() > 1).then(|| "pve-sim".to_string()),
+            config_lock_timeout_ms: 10_000,
+            create_lock_timeout_ms: 5_000,
+            storage_lock_timeout_ms: 10_000,
+            storage_alloc_ms: None,
+            stats_delay_ms: 1_000,
+            api_workers: 3,
         }
+    }
+
+    /// The default world with task durations close to a real node's (see the README for
+    /// where the numbers come from) and pvestatd's 10 s status delay.
+    pub fn realistic(nodes: &[&str]) -> Self {
+        let mut cfg = Config::default_with_nodes(nodes);
+        cfg.set_realistic();
+        cfg
+    }
+
+    /// Applies the realistic task durations and status delay to this config.
+    pub fn set_realistic(&mut self) {
+        for (task, ms) in REALISTIC_TASK_MS {
+            self.task_durations_ms.insert(task.to_string(), *ms);
+        }
+        self.storage_alloc_ms = Some(1_000);
+        self.stats_delay_ms = 10_000;
     }
 
     /// Sets every task type to take `ms` milliseconds.
     pub fn with_task_duration_ms(mut self, ms: u64) -> Self {
         self.task_durations_ms.insert("default".into(), ms);
         self
+    }
+
+    pub fn stats_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.stats_delay_ms)
     }
 
     pub fn task_duration(&self, task_type: &str) -> std::time::Duration {

@@ -13,6 +13,7 @@ use crate::validate::Params;
 use crate::{perms, routes, validate};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The parts of an HTTP request the pipeline needs.
 #[derive(Debug, Default)]
@@ -53,6 +54,13 @@ pub async fn handle(sim: &Arc<Sim>, req: ApiRequest<'_>) -> Outcome {
     else {
         return plain(501, "no such uri", "no such uri");
     };
+    // One of the node's API workers handles the call from here on, injected latency and lock
+    // waits included; when all are busy the call waits in line (FIFO), as on a busy node.
+    let _worker = match sim.workers.get(worker_node(sim, rel)) {
+        Some(workers) => workers.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let route = routes::find(req.method, rel).ok().map(|(i, _)| ROUTES[i].path);
     let (latency, injected) = lock(&sim.faults).decide(req.method, rel);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -68,12 +76,29 @@ pub async fn handle(sim: &Arc<Sim>, req: ApiRequest<'_>) -> Outcome {
         None => None,
     };
     if let Some((status, outcome)) = injected {
-        sim.log.record(req.method, rel, &Params::new(), status, None);
+        sim.log
+            .record(req.method, rel, route, &Params::new(), status, None);
         return outcome;
     }
     let mut params = Params::new();
     let mut identity = None;
-    let result = run(sim, &req, rel, &mut params, &mut identity);
+    let mut result = run(sim, &req, rel, &mut params, &mut identity);
+    if let Err(ApiError::LockBusy {
+        vmid,
+        timeout_ms,
+        message,
+    }) = &result
+    {
+        result = wait_for_flock(
+            sim,
+            &req,
+            rel,
+            (*vmid, *timeout_ms, message.clone()),
+            &mut params,
+            &mut identity,
+        )
+        .await;
+    }
     let result = match result {
         Err(e @ (ApiError::LoginFailed | ApiError::Unauthorized(_))) if sim.cfg.auth_failure_delay_ms > 0 => {
             tokio::time::sleep(std::time::Duration::from_millis(sim.cfg.auth_failure_delay_ms)).await;
@@ -108,11 +133,48 @@ pub async fn handle(sim: &Arc<Sim>, req: ApiRequest<'_>) -> Outcome {
     sim.log.record(
         req.method,
         rel,
+        route,
         &params,
         status,
         identity.as_ref().map(Identity::authid),
     );
     outcome
+}
+
+/// The node whose API workers serve a call: the `{node}` of the path, or else the node the
+/// client is connected to (the first one).
+fn worker_node<'a>(sim: &'a Sim, rel: &'a str) -> &'a str {
+    rel.strip_prefix("/nodes/")
+        .and_then(|r| r.split('/').next())
+        .filter(|n| !n.is_empty())
+        .or_else(|| sim.cfg.nodes.first().map(|n| n.name.as_str()))
+        .unwrap_or_default()
+}
+
+/// PVE's `lock_config` in the API process: waits for the config lock file and runs the call
+/// again, or gives up with `got timeout` when the wait is over.
+async fn wait_for_flock(
+    sim: &Arc<Sim>,
+    req: &ApiRequest<'_>,
+    rel: &str,
+    (vmid, timeout_ms, message): (u32, u64, String),
+    params: &mut Params,
+    identity: &mut Option<Identity>,
+) -> Result<Reply, ApiError> {
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        if !crate::worker::wait_for(sim, left_ms, |st| st.flock_free(vmid)).await {
+            return Err(ApiError::Server(message));
+        }
+        params.clear();
+        *identity = None;
+        match run(sim, req, rel, params, identity) {
+            Err(ApiError::LockBusy { .. }) => continue,
+            other => return other,
+        }
+    }
 }
 
 fn plain(status: u16, reason: &str, body: &str) -> Outcome {

@@ -27,6 +27,14 @@ pub enum ApiError {
     /// Any other status with a reason and an empty body (595 for an unreachable node, 503).
     #[error("{1}")]
     Status(u16, String),
+    /// The guest's config lock file is held: the pipeline waits up to `timeout_ms` for it and
+    /// runs the handler again, or answers 500 with `message` (`... got timeout`).
+    #[error("{message}")]
+    LockBusy {
+        vmid: u32,
+        timeout_ms: u64,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -45,10 +53,15 @@ impl ApiError {
         ))
     }
 
+    /// `can't lock file '/run/lock/lxc/pve-config-<vmid>.lock' - got timeout`
+    pub fn flock_timeout(vmid: u32) -> String {
+        format!("can't lock file '/run/lock/lxc/pve-config-{vmid}.lock' - got timeout")
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             ApiError::Param(_) => 400,
-            ApiError::Server(_) => 500,
+            ApiError::Server(_) | ApiError::LockBusy { .. } => 500,
             ApiError::Perm(_) => 403,
             ApiError::LoginFailed | ApiError::Unauthorized(_) => 401,
             ApiError::NotImplemented(_) => 501,
@@ -72,7 +85,9 @@ impl ApiError {
             ApiError::Param(errors) => {
                 Some(json!({"errors": errors, "data": null, "message": "Parameter verification failed.\n"}))
             }
-            ApiError::Server(msg) => Some(json!({"data": null, "message": with_newline(msg)})),
+            ApiError::Server(msg) | ApiError::LockBusy { message: msg, .. } => {
+                Some(json!({"data": null, "message": with_newline(msg)}))
+            }
             ApiError::Perm(_) => Some(json!({"data": null, "message": format!("{self}\n")})),
             ApiError::LoginFailed => Some(json!({"data": null, "message": "authentication failure\n"})),
             _ => None,

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod ctroot;
 pub mod dispatch;
+pub mod effects;
 pub mod error;
 pub mod faults;
 pub mod formats;
@@ -34,7 +35,7 @@ pub mod worker;
 pub use admin::{Admin, CtInfo, LockRequest};
 pub use config::Config;
 pub use faults::{ErrorKind, ErrorRule, FaultConfig, LatencyRule, Match, PaddingRule, TaskFailure};
-pub use reqlog::LogEntry;
+pub use reqlog::{EndpointCount, LogEntry};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

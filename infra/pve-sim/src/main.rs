@@ -31,6 +31,10 @@ struct Args {
     /// Duration of every task type in milliseconds (overrides the config's default).
     #[arg(long)]
     task_ms: Option<u64>,
+    /// Realistic task durations and pvestatd's 10 s status delay (`Config::realistic`);
+    /// (`--task-ms` then only sets the task types it does not name.)
+    #[arg(long)]
+    realistic: bool,
 }
 
 #[tokio::main]
@@ -49,6 +53,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(dir) = args.ct_root_dir {
         cfg.ct_root_dir = Some(dir);
+    }
+    if args.realistic {
+        cfg.set_realistic();
     }
     if let Some(ms) = args.task_ms {
         cfg = cfg.with_task_duration_ms(ms);

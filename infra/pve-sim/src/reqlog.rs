@@ -15,12 +15,29 @@ pub struct LogEntry {
     pub method: String,
     /// Path below `/api2/json`.
     pub path: String,
+    /// The served endpoint's path template (`/nodes/{node}/lxc/{vmid}/config`); None for an
+    /// unknown path.
+    #[serde(default)]
+    pub route: Option<String>,
     pub params: BTreeMap<String, String>,
     pub status: u16,
     /// `user@realm` or `user@realm!token`; None before authentication.
     pub identity: Option<String>,
     /// The vmid the call was about (path or `vmid` parameter), for per-container counts.
     pub vmid: Option<u32>,
+}
+
+/// How often one endpoint was called (`GET /requests/stats`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EndpointCount {
+    pub method: String,
+    /// The path template, or the raw path for an unknown one.
+    pub route: String,
+    /// Whether the method changes state (anything but GET).
+    pub mutating: bool,
+    pub count: usize,
+    /// Answers with status 400 or more, or none at all (a reset).
+    pub failed: usize,
 }
 
 #[derive(Default)]
@@ -33,6 +50,7 @@ impl RequestLog {
         &self,
         method: &str,
         path: &str,
+        route: Option<&str>,
         params: &BTreeMap<String, String>,
         status: u16,
         identity: Option<String>,
@@ -57,6 +75,7 @@ impl RequestLog {
             seq,
             method: method.into(),
             path: path.into(),
+            route: route.map(String::from),
             params,
             status,
             identity,
@@ -70,6 +89,32 @@ impl RequestLog {
 
     pub fn clear(&self) {
         lock(&self.entries).clear();
+    }
+
+    /// Calls per endpoint (method and path template), in the order first seen.
+    pub fn stats(&self) -> Vec<EndpointCount> {
+        let mut out: Vec<EndpointCount> = Vec::new();
+        for e in lock(&self.entries).iter() {
+            let route = e.route.clone().unwrap_or_else(|| e.path.clone());
+            let i = match out.iter().position(|c| c.method == e.method && c.route == route) {
+                Some(i) => i,
+                None => {
+                    out.push(EndpointCount {
+                        method: e.method.clone(),
+                        mutating: e.method != "GET",
+                        route,
+                        count: 0,
+                        failed: 0,
+                    });
+                    out.len() - 1
+                }
+            };
+            out[i].count += 1;
+            if e.status >= 400 || e.status == 0 {
+                out[i].failed += 1;
+            }
+        }
+        out
     }
 
     /// Calls that concerned one container.

@@ -12,8 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
@@ -34,6 +34,8 @@ pub struct Sim {
     pub padding_sent: AtomicU64,
     /// SHA-256 fingerprint of the served certificate (reported by `/nodes`).
     pub fingerprint: String,
+    /// Per node: the API workers a request occupies while it is handled (`api_workers`).
+    pub workers: HashMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
 impl Sim {
@@ -76,8 +78,17 @@ impl Sim {
                 volumes,
                 next_pid: 0x1000,
                 rng,
-                flock_until: HashMap::new(),
+                flocks: HashMap::new(),
+                storage_locks: HashMap::new(),
             }),
+            workers: cfg
+                .nodes
+                .iter()
+                .map(|n| {
+                    let permits = cfg.api_workers.max(1);
+                    (n.name.clone(), Arc::new(tokio::sync::Semaphore::new(permits)))
+                })
+                .collect(),
             key: Mutex::new(TicketKey(key)),
             faults: Mutex::new(faults),
             log: RequestLog::default(),
@@ -100,8 +111,63 @@ pub struct State {
     pub volumes: BTreeMap<(String, String), Vec<Volume>>,
     pub next_pid: u32,
     pub rng: ChaCha8Rng,
-    /// Lock contention injected by the admin API: the config lock file is held until then.
-    pub flock_until: HashMap<u32, Instant>,
+    /// Who holds a guest's config lock file (`/run/lock/lxc/pve-config-<vmid>.lock`).
+    pub flocks: HashMap<u32, Holder>,
+    /// Who holds a storage's allocation lock, per (node, storage): a task's UPID.
+    pub storage_locks: HashMap<(String, String), String>,
+}
+
+/// The holder of a lock file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Holder {
+    /// A running task (its UPID).
+    Task(String),
+    /// Contention injected by the admin API, until then.
+    Until(Instant),
+}
+
+impl State {
+    /// Takes the config lock file of `vmid` for `holder` if it is free (or already theirs).
+    pub fn take_flock(&mut self, vmid: u32, holder: &Holder) -> bool {
+        if self.flock_free(vmid) || self.flocks.get(&vmid) == Some(holder) {
+            self.flocks.insert(vmid, holder.clone());
+            return true;
+        }
+        false
+    }
+
+    /// Whether nobody holds the config lock file of `vmid`.
+    pub fn flock_free(&self, vmid: u32) -> bool {
+        match self.flocks.get(&vmid) {
+            None => true,
+            Some(Holder::Until(t)) => *t <= Instant::now(),
+            Some(Holder::Task(upid)) => !self.tasks.get(upid).is_some_and(|t| t.running),
+        }
+    }
+
+    /// Releases the config lock file of `vmid` if `holder` has it.
+    pub fn release_flock(&mut self, vmid: u32, holder: &Holder) {
+        if self.flocks.get(&vmid) == Some(holder) {
+            self.flocks.remove(&vmid);
+        }
+    }
+
+    /// Takes a storage's allocation lock for a task if it is free.
+    pub fn take_storage_lock(&mut self, key: &(String, String), upid: &str) -> bool {
+        let free = match self.storage_locks.get(key) {
+            None => true,
+            Some(holder) => holder == upid || !self.tasks.get(holder).is_some_and(|t| t.running),
+        };
+        if free {
+            self.storage_locks.insert(key.clone(), upid.to_string());
+        }
+        free
+    }
+
+    /// Releases every storage lock a task holds.
+    pub fn release_storage_locks(&mut self, upid: &str) {
+        self.storage_locks.retain(|_, holder| holder != upid);
+    }
 }
 
 pub struct NodeState {
@@ -121,8 +187,11 @@ pub struct Ct {
     pub running: bool,
     pub started_at: u64,
     pub snapshots: Vec<Snapshot>,
-    /// The UPID of a task holding the config lock file (power actions, destroy).
-    pub busy: Option<String>,
+    /// What `/cluster/resources` shows (status, name) until pvestatd publishes again; None:
+    /// never published (`unknown`).
+    pub reported: Option<(bool, String)>,
+    /// When pvestatd publishes the current status and name next (None: up to date).
+    pub publish_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +242,40 @@ pub fn template_format(name: &str) -> Option<&'static str> {
 }
 
 impl Ct {
+    /// A new container: pvestatd has not seen it yet.
+    pub fn new(vmid: u32, node: &str, conf: BTreeMap<String, String>, stats_delay: Duration) -> Ct {
+        Ct {
+            vmid,
+            node: node.into(),
+            conf,
+            running: false,
+            started_at: 0,
+            snapshots: vec![],
+            reported: None,
+            publish_at: Some(Instant::now() + stats_delay),
+        }
+    }
+
+    /// Notes a status change that pvestatd publishes after `delay` (or with an earlier
+    /// pending publication).
+    pub fn status_changed(&mut self, delay: Duration) {
+        if self.publish_at.is_none() {
+            self.publish_at = Some(Instant::now() + delay);
+        }
+    }
+
+    /// The (running, name) `/cluster/resources` shows now; None: `unknown`.
+    pub fn published(&mut self) -> Option<(bool, String)> {
+        if self.publish_at.is_some_and(|t| t <= Instant::now()) {
+            self.publish_at = None;
+            self.reported = Some((self.running, self.name()));
+        }
+        if self.publish_at.is_none() {
+            self.reported = Some((self.running, self.name()));
+        }
+        self.reported.clone()
+    }
+
     pub fn lock(&self) -> Option<&str> {
         self.conf.get("lock").map(String::as_str)
     }

@@ -19,6 +19,8 @@ pub enum Action {
     },
     Destroy {
         vmid: u32,
+        /// Stop a running container first (else the task fails if it runs by then).
+        force: bool,
     },
     Resize {
         vmid: u32,
@@ -59,7 +61,7 @@ impl Action {
             | Action::Start { vmid }
             | Action::Stop { vmid }
             | Action::Reboot { vmid }
-            | Action::Destroy { vmid }
+            | Action::Destroy { vmid, .. }
             | Action::Resize { vmid, .. }
             | Action::Migrate { vmid, .. }
             | Action::Snapshot { vmid, .. }

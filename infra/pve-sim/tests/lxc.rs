@@ -163,6 +163,8 @@ async fn lifecycle_with_real_errors() {
     assert_eq!(ifs[2]["hwaddr"], "bc:24:11:aa:bb:cc");
     assert_eq!(ifs[0]["ip-addresses"][0]["ip-address"], "127.0.0.1");
 
+    // pvestatd publishes the new status after `stats_delay_ms` (1 s by default).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let res = tok.get_ok("/cluster/resources?type=vm").await;
     let vm = &res.as_array().unwrap()[0];
     assert_eq!(
@@ -278,19 +280,33 @@ async fn locks_while_tasks_run_and_injected_task_failures() {
         "the real config once it ended: {created}"
     );
 
-    // A start task holds the config lock file: a second action times out on it.
+    // A start task holds the config lock file: a resize started meanwhile waits for it
+    // inside its own task, and a config change waits in the API call.
     let (s, v, _) = tok.call("POST", "/nodes/pve/lxc/200/status/start", &[]).await;
     assert_eq!(s, 200);
     let start_upid = v["data"].as_str().unwrap().to_string();
-    let (s, v, _) = tok.call("DELETE", "/nodes/pve/lxc/200", &[("force", "1")]).await;
-    assert_eq!(
-        (s, v["message"].as_str()),
-        (
-            500,
-            Some("can't lock file '/run/lock/lxc/pve-config-200.lock' - got timeout\n")
+    let (s, v, _) = tok
+        .call(
+            "PUT",
+            "/nodes/pve/lxc/200/resize",
+            &[("disk", "rootfs"), ("size", "+1G")],
         )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let resize_upid = v["data"].as_str().unwrap().to_string();
+    let (s, _, _) = tok
+        .call("PUT", "/nodes/pve/lxc/200/config", &[("cores", "2")])
+        .await;
+    assert_eq!(s, 200);
+    let st = tok
+        .get_ok(&format!("/nodes/pve/tasks/{}/status", enc(&start_upid)))
+        .await;
+    assert_eq!(
+        st["status"], "stopped",
+        "the config change waited for the start task"
     );
     assert_eq!(tok.wait(&start_upid).await, "OK");
+    assert_eq!(tok.wait(&resize_upid).await, "OK");
 
     // Injected failure of the next vzstop for this vmid.
     sim.admin().fail_tasks(pve_sim::TaskFailure {

@@ -74,16 +74,30 @@ pub fn resources(ctx: &Ctx) -> ApiResult<Reply> {
     let sim = ctx.sim;
     let id = ctx.ident();
     let want = |t: &str| ctx.str("type").is_none_or(|w| w == t);
-    let st = sim.state();
+    let mut st = sim.state();
+    let st = &mut *st;
     let mut out = Vec::new();
     if want("vm") {
         for ct in st
             .cts
-            .values()
+            .values_mut()
             .filter(|c| perms::has(&sim.cfg, id, &format!("/vms/{}", c.vmid), "VM.Audit"))
         {
             let cpus = st.nodes.get(&ct.node).map_or(1, |n| n.maxcpu);
-            let mut m = ct_status(ct, cpus);
+            // Status and name come from pvestatd's last broadcast (`extract_vm_stats`).
+            let published = ct.published();
+            let mut seen = ct.clone();
+            seen.running = published.as_ref().is_some_and(|(running, _)| *running);
+            let mut m = ct_status(&seen, cpus);
+            match published {
+                Some((_, name)) => {
+                    m.insert("name".into(), json!(name));
+                }
+                None => {
+                    m.insert("status".into(), json!("unknown"));
+                    m.remove("name");
+                }
+            }
             let maxcpu = m.remove("cpus").unwrap_or(json!(cpus));
             m.remove("pid");
             m.insert("id".into(), json!(format!("lxc/{}", ct.vmid)));
@@ -95,7 +109,7 @@ pub fn resources(ctx: &Ctx) -> ApiResult<Reply> {
     }
     if want("node") {
         for (name, n) in &st.nodes {
-            out.push(node_entry(&st, name, n, &sim.fingerprint));
+            out.push(node_entry(st, name, n, &sim.fingerprint));
         }
     }
     if want("storage") {
@@ -104,7 +118,7 @@ pub fn resources(ctx: &Ctx) -> ApiResult<Reply> {
                 if !perms::has(&sim.cfg, id, &format!("/storage/{}", s.id), "Datastore.Audit") {
                     continue;
                 }
-                let used = super::storage::used_bytes(&st, name, &s.id);
+                let used = super::storage::used_bytes(st, name, &s.id);
                 out.push(json!({
                     "id": format!("storage/{name}/{}", s.id), "type": "storage", "storage": s.id, "node": name,
                     "status": if st.nodes[name].online { "available" } else { "unknown" },

@@ -1,7 +1,7 @@
 //! Container lifecycle: list, create, destroy, resize, interfaces, migrate.
 
 use super::ct_options::{allocate, apply_options, check_digest, check_feature_perms};
-use super::{check_flock, ct_on, ct_status};
+use super::{ct_on, ct_status};
 use crate::error::{ApiError, ApiResult};
 use crate::handler::{Ctx, Reply};
 use crate::perms;
@@ -91,6 +91,14 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
     if !present {
         return Err(ApiError::server(format!("can't find file '{ostemplate}'")));
     }
+    // `create_and_lock_config` waits 5 s for the config lock file, in the API call.
+    if !st.flock_free(vmid) {
+        return Err(ApiError::LockBusy {
+            vmid,
+            timeout_ms: sim.cfg.create_lock_timeout_ms,
+            message: format!("unable to create CT {vmid} - {}", ApiError::flock_timeout(vmid)),
+        });
+    }
     let mut conf: BTreeMap<String, String> = BTreeMap::new();
     conf.insert("arch".into(), "amd64".into());
     conf.insert("hostname".into(), format!("CT{vmid}"));
@@ -129,18 +137,8 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
         conf.insert("unprivileged".into(), "1".into());
     }
     conf.insert("ostemplate".into(), ostemplate.into());
-    st.cts.insert(
-        vmid,
-        Ct {
-            vmid,
-            node: node.into(),
-            conf,
-            running: false,
-            started_at: 0,
-            snapshots: vec![],
-            busy: None,
-        },
-    );
+    st.cts
+        .insert(vmid, Ct::new(vmid, node, conf, sim.cfg.stats_delay()));
     Ok(ctx.task(
         &mut st,
         "vzcreate",
@@ -175,13 +173,15 @@ pub fn destroy(ctx: &Ctx) -> ApiResult<Reply> {
             "unable to destroy CT {vmid} - container is running"
         )));
     }
-    check_flock(&st, vmid)?;
     Ok(ctx.task(
         &mut st,
         "vzdestroy",
         &vmid.to_string(),
         Some("destroyed"),
-        Action::Destroy { vmid },
+        Action::Destroy {
+            vmid,
+            force: ctx.flag("force"),
+        },
         None,
     ))
 }
@@ -208,7 +208,6 @@ pub fn resize(ctx: &Ctx) -> ApiResult<Reply> {
     if new < old {
         return Err(ApiError::server("unable to shrink disk size"));
     }
-    check_flock(&st, vmid)?;
     Ok(ctx.task(
         &mut st,
         "resize",
@@ -338,7 +337,6 @@ pub fn migrate(ctx: &Ctx) -> ApiResult<Reply> {
             ));
         }
     }
-    check_flock(&st, vmid)?;
     let action = Action::Migrate {
         vmid,
         target,

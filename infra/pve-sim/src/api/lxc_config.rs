@@ -119,7 +119,7 @@ pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
             )?;
         }
     }
-    check_flock(&st, vmid)?;
+    check_flock(&st, &ctx.sim.cfg, vmid)?;
     let mut disk_no = st
         .volumes
         .values()

@@ -11,6 +11,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod tasks;
 
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::{Ct, State, now};
 use serde_json::{Map, Value, json};
@@ -23,19 +24,17 @@ pub fn ct_on<'a>(st: &'a mut State, node: &str, vmid: u32) -> Result<&'a mut Ct,
     }
 }
 
-/// Fails while the config lock file is held by a running task or injected contention.
-pub fn check_flock(st: &State, vmid: u32) -> Result<(), ApiError> {
-    let contended = st
-        .flock_until
-        .get(&vmid)
-        .is_some_and(|until| *until > std::time::Instant::now());
-    let busy = st.cts.get(&vmid).is_some_and(|ct| ct.busy.is_some());
-    if contended || busy {
-        return Err(ApiError::server(format!(
-            "can't lock file '/run/lock/lxc/pve-config-{vmid}.lock' - got timeout"
-        )));
+/// A call that takes the config lock file in the API process (`lock_config`): while a task or
+/// injected contention holds it, the pipeline waits (`config_lock_timeout_ms`) and retries.
+pub fn check_flock(st: &State, cfg: &Config, vmid: u32) -> Result<(), ApiError> {
+    if st.flock_free(vmid) {
+        return Ok(());
     }
-    Ok(())
+    Err(ApiError::LockBusy {
+        vmid,
+        timeout_ms: cfg.config_lock_timeout_ms,
+        message: ApiError::flock_timeout(vmid),
+    })
 }
 
 /// Status numbers as `vmstatus` reports them; plausible and deterministic per vmid.

@@ -1,6 +1,6 @@
 //! `status/current` and the power actions (start, stop, shutdown, reboot), each a task.
 
-use super::{check_flock, ct_on, ct_status};
+use super::{ct_on, ct_status};
 use crate::error::{ApiError, ApiResult};
 use crate::handler::{Ctx, Reply};
 use crate::propstr;
@@ -46,7 +46,6 @@ pub fn start(ctx: &Ctx) -> ApiResult<Reply> {
             let bridge = propstr::get(&net, "bridge")?.to_string();
             (!bridges.contains(&bridge)).then(|| format!("bridge '{bridge}' does not exist"))
         });
-    check_flock(&st, vmid)?;
     Ok(ctx.task(
         &mut st,
         "vzstart",
@@ -65,7 +64,6 @@ pub fn stop(ctx: &Ctx) -> ApiResult<Reply> {
     if !ct.running {
         return Err(ApiError::server(format!("CT {vmid} not running")));
     }
-    check_flock(&st, vmid)?;
     Ok(ctx.task(
         &mut st,
         "vzstop",
@@ -84,7 +82,6 @@ pub fn shutdown(ctx: &Ctx) -> ApiResult<Reply> {
     if !ct.running {
         return Err(ApiError::server(format!("CT {vmid} not running")));
     }
-    check_flock(&st, vmid)?;
     Ok(ctx.task(
         &mut st,
         "vzshutdown",
@@ -103,7 +100,6 @@ pub fn reboot(ctx: &Ctx) -> ApiResult<Reply> {
     if !ct.running {
         return Err(ApiError::server(format!("VM {vmid} not running")));
     }
-    check_flock(&st, vmid)?;
     Ok(ctx.task(
         &mut st,
         "vzreboot",

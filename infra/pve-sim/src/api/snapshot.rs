@@ -1,6 +1,6 @@
 //! Snapshots: list (with the `current` pseudo-entry), create, delete, rollback.
 
-use super::{check_flock, ct_on};
+use super::ct_on;
 use crate::error::{ApiError, ApiResult};
 use crate::handler::{Ctx, Reply};
 use crate::state::Ct;
@@ -77,7 +77,6 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
         return Err(ApiError::server(format!("snapshot name '{name}' already used")));
     }
     check_snapshot_feature(ctx, ct)?;
-    check_flock(&st, vmid)?;
     let description = ctx.str("description").unwrap_or_default().to_string();
     let action = Action::Snapshot {
         vmid,
@@ -102,7 +101,6 @@ pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
         ct.check_lock()?;
     }
     exists(ct, &name)?;
-    check_flock(&st, vmid)?;
     let action = Action::DeleteSnapshot { vmid, name };
     Ok(ctx.task(
         &mut st,
@@ -120,7 +118,6 @@ pub fn rollback(ctx: &Ctx) -> ApiResult<Reply> {
     let ct = ct_on(&mut st, ctx.node(), vmid)?;
     ct.check_lock()?;
     exists(ct, &name)?;
-    check_flock(&st, vmid)?;
     let action = Action::Rollback {
         vmid,
         name,
