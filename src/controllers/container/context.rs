@@ -20,6 +20,8 @@ pub struct Remembered {
     pub shutdown_failed: bool,
     /// The task in flight last asked about, and how many times it was found running.
     pub polls: Option<(String, u32)>,
+    /// The `status.phase` this process saw the container enter, and when (phase durations).
+    pub phase_since: Option<(String, std::time::Instant)>,
 }
 
 /// How long a DHCP interface may go without an address, by default.

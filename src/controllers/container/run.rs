@@ -216,11 +216,49 @@ impl<'a> Run<'a> {
     pub async fn flush(&mut self) -> Result<(), kube::Error> {
         let last = self.written.as_ref().or(self.ct.status.as_ref());
         if last != Some(&self.status) {
+            let (last_phase, was_ready) = last.map_or((None, false), |l| {
+                (l.phase.clone(), is_true(&l.conditions, types::READY))
+            });
             write_status(self.ctx, self.ct, &self.status).await?;
             self.written = Some(self.status.clone());
+            self.measure(last_phase, was_ready);
         }
         self.remember();
         Ok(())
+    }
+
+    /// Phase durations and the time to first Ready, after a status write that moved the
+    /// container from `last_phase` (Ready or not before: `was_ready`).
+    fn measure(&self, last_phase: Option<String>, was_ready: bool) {
+        let Some(metrics) = &self.ctx.reconcile_metrics else {
+            return;
+        };
+        if self.status.phase != last_phase
+            && let Some(phase) = self.status.phase.clone()
+        {
+            let now = std::time::Instant::now();
+            let mut left = None;
+            self.ctx.remember(&self.uid, |m| {
+                // Only a phase this process saw begin is measured (not one begun before a restart).
+                if let Some((since_phase, since)) = m.phase_since.take()
+                    && Some(&since_phase) == last_phase.as_ref()
+                {
+                    left = Some((since_phase, now - since));
+                }
+                m.phase_since = Some((phase, now));
+            });
+            if let Some((phase, spent)) = left {
+                metrics.phase_left(&phase, spent.as_secs_f64());
+            }
+        }
+        // First Ready: Ready turns true for a container that never got through discovery before.
+        let first = is_true(&self.status.conditions, types::READY)
+            && !was_ready
+            && !is_true(&self.before.conditions, phase::DISCOVERED);
+        if first && let Some(created) = &self.ct.metadata.creation_timestamp {
+            let seconds = self.now.duration_since(created.0).as_secs_f64();
+            metrics.first_ready(seconds.max(0.0));
+        }
     }
 
     pub fn remember(&self) {
