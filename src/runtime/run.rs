@@ -224,7 +224,8 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let page = match config.status_listen {
         Some(addr) => {
             let caches = crate::page::PageCaches::start(client.clone(), audit.clone());
-            let state = crate::page::PageState::new(caches, audit.clone(), config.status_token.as_deref());
+            let state = crate::page::PageState::new(caches, audit.clone(), config.status_token.as_deref())
+                .with_latency(metrics.latency());
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!(
                 addr = %listener.local_addr()?,
