@@ -6,7 +6,7 @@
 //! decisions of `pipeline`, the `audit` trail and `provision` (what runs inside containers).
 //! `cluster` is the state every controller shares (and the status page will read);
 //! `controllers` holds one folder per kind plus the one audited call; `runtime` wires it all
-//! into `lxc-operator run`.
+//! into `lxc-operator run`. `observe` is the leaf the lower parts report their metrics through.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod controllers;
 pub mod coordination;
 pub mod crd;
+pub mod observe;
 pub mod page;
 pub mod pipeline;
 pub mod provision;

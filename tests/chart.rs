@@ -131,6 +131,115 @@ fn lint_passes_and_the_defaults_render_a_locked_down_deployment() {
     );
 }
 
+/// Every sample name the operator's registry writes, and its families (from `# TYPE`), with
+/// every hook fed once so that no family is left out for lack of a sample.
+fn exposed_metrics() -> (BTreeSet<String>, BTreeSet<String>) {
+    use lxc_operator::cluster::ReconcileMetrics;
+    use lxc_operator::observe::Observer;
+    use lxc_operator::proxmox::client::Metrics as _;
+    let m = lxc_operator::runtime::metrics::Metrics::new();
+    m.observe("get version", "ok", Duration::from_millis(3));
+    m.task_finished("vzcreate", "ok", 2.0);
+    m.reconciled("LxcContainer", "error", "transient", "ProxmoxUnreachable", 0.1);
+    m.active("LxcContainer", 0);
+    m.queued("LxcContainer", 0);
+    m.phase_left("Creating", 1.0);
+    m.first_ready(3.0);
+    m.lock_acquired("container", Duration::ZERO);
+    m.audit_write("intent", "written");
+    m.ssh_session(true);
+    m.provision_step("script", "ran");
+    let text = m.render();
+    let samples = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(String::from)
+        .collect();
+    let families = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .map(String::from)
+        .collect();
+    (samples, families)
+}
+
+/// The metric names in the dashboard's PromQL (panel targets and template variables).
+fn dashboard_metric_names(dashboard: &Value) -> Vec<String> {
+    fn strings<'a>(v: &'a Value, key: Option<&str>, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) if matches!(key, Some("expr" | "definition")) => out.push(s),
+            Value::Array(items) => items.iter().for_each(|i| strings(i, key, out)),
+            Value::Object(map) => map.iter().for_each(|(k, v)| strings(v, Some(k), out)),
+            _ => {}
+        }
+    }
+    let mut exprs = Vec::new();
+    strings(dashboard, None, &mut exprs);
+    assert!(exprs.len() > 10, "{exprs:?}");
+    let mut names = Vec::new();
+    for expr in exprs {
+        let found: Vec<String> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| {
+                ["controller_runtime_", "workqueue_", "lxc_operator_"]
+                    .iter()
+                    .any(|p| w.starts_with(p))
+            })
+            .map(String::from)
+            .collect();
+        assert!(!found.is_empty(), "no operator metric in {expr}");
+        names.extend(found);
+    }
+    names
+}
+
+#[test]
+fn the_grafana_dashboard_is_opt_in_and_uses_only_metrics_the_operator_exposes() {
+    let by_default = render("lxc", "ops", &[]);
+    assert!(
+        !by_default
+            .iter()
+            .any(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1"),
+        "no dashboard unless asked"
+    );
+    let objects = render(
+        "lxc",
+        "ops",
+        &[
+            "grafana.dashboard.enabled=true",
+            "grafana.dashboard.labels.team=infra",
+        ],
+    );
+    let cm = one(&objects, "ConfigMap");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(cm["metadata"]["labels"]["team"], "infra");
+    assert_eq!(cm["metadata"]["namespace"], "ops");
+    let text = cm["data"]["lxc-operator.json"]
+        .as_str()
+        .expect("the dashboard JSON");
+    let dashboard: Value = serde_json::from_str(text).expect("valid JSON");
+    assert_eq!(dashboard["uid"], "lxc-operator");
+
+    let (exposed, families) = exposed_metrics();
+    let used = dashboard_metric_names(&dashboard);
+    for name in &used {
+        assert!(
+            exposed.contains(name),
+            "{name} is not exposed; exposed: {exposed:?}"
+        );
+    }
+    // And the other way: every family has a panel.
+    for family in &families {
+        assert!(
+            used.iter().any(|u| u.starts_with(family.as_str())),
+            "no panel uses {family}"
+        );
+    }
+    let err = chart::template_text("lxc", "ops", &["grafana.dashboard.enabeld=true"]).unwrap_err();
+    assert!(err.contains("enabeld") && err.contains("not allowed"), "{err}");
+}
+
 #[test]
 fn a_typo_or_replicas_without_redis_fail_with_a_clear_message() {
     for (set, names) in [

@@ -42,7 +42,8 @@ fn page() -> (SocketAddr, SocketAddr) {
                 let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let locked = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addrs = (open.local_addr().unwrap(), locked.local_addr().unwrap());
-                let open_state = PageState::new(caches.clone(), audit.clone(), None);
+                let open_state = PageState::new(caches.clone(), audit.clone(), None)
+                    .with_latency(support::metrics().latency());
                 let locked_state = PageState::new(caches, audit, Some("page-token-Zq81"));
                 tx.send(addrs).unwrap();
                 let _ = tokio::join!(
@@ -220,6 +221,18 @@ async fn the_page_shows_real_objects_with_no_secret_and_no_live_script() {
         "{}",
         watch_logs()
     );
+    // The last hour's latencies, drawn from the operator's metrics registry after these
+    // reconciles: a dot per minute that saw any, in both pictures.
+    let latency: Vec<&str> = overview.split("<svg class=\"latency\"").skip(1).collect();
+    assert_eq!(latency.len(), 2, "{overview}");
+    for (picture, what) in latency.iter().zip(["Reconcile", "Proxmox API call"]) {
+        let picture = picture.split("</svg>").next().unwrap_or_default();
+        assert!(picture.contains(&format!("<title>{what} latency")), "{picture}");
+        assert!(
+            picture.contains("<circle class=\"point p95\"") && picture.contains("<polyline class=\"p50\""),
+            "{what}: no data point after real reconciles: {picture}"
+        );
+    }
     let filtered = get(&format!("{base}/?namespace={}&q=WE", w.ns)).await.2;
     assert!(filtered.contains(&format!("{}/web", w.ns)) && !filtered.contains(&format!("{}/db", w.ns)));
     let container = page_showing(&container_url, "create container", 30).await;

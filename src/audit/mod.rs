@@ -44,6 +44,7 @@ const MIGRATIONS_TABLE: &str = "_lxc_operator_audit_migrations";
 pub struct AuditStore {
     db: Db,
     pending: Arc<guard::PendingOutcomes>,
+    observer: crate::observe::Observed,
 }
 
 #[derive(Clone)]
@@ -88,7 +89,20 @@ impl AuditStore {
         Ok(Self {
             db,
             pending: Arc::default(),
+            observer: None,
         })
+    }
+
+    /// Reports every intent and outcome write, and whether it landed, to `observer`.
+    pub fn observed(mut self, observer: crate::observe::Observed) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    fn count_write<T, E>(&self, record: &'static str, result: &Result<T, E>) {
+        if let Some(o) = &self.observer {
+            o.audit_write(record, if result.is_ok() { "written" } else { "failed" });
+        }
     }
 
     /// `"postgres"` or `"sqlite"` (for `/readyz` and the status page).
@@ -108,8 +122,9 @@ impl AuditStore {
             Db::Postgres(pool) => postgres::insert_intent(pool, at, intent, &params).await,
             Db::Sqlite(pool) => sqlite::insert_intent(pool, at, intent, &params).await,
         }
-        .map_err(|e| AuditError::query(self.backend(), "record intent", e))?;
-        Ok(IntentId(id))
+        .map_err(|e| AuditError::query(self.backend(), "record intent", e));
+        self.count_write("intent", &id);
+        Ok(IntentId(id?))
     }
 
     /// Writes how the call of intent `id` ended, and how long it took. Writing the same
@@ -131,11 +146,13 @@ impl AuditStore {
         outcome: &Outcome,
         duration_ms: i64,
     ) -> Result<(), AuditError> {
-        match &self.db {
+        let written = match &self.db {
             Db::Postgres(pool) => postgres::insert_outcome(pool, id.0, at, outcome, duration_ms).await,
             Db::Sqlite(pool) => sqlite::insert_outcome(pool, id.0, at, outcome, duration_ms).await,
         }
-        .map_err(|e| AuditError::query(self.backend(), "record outcome", e))
+        .map_err(|e| AuditError::query(self.backend(), "record outcome", e));
+        self.count_write("outcome", &written);
+        written
     }
 
     /// Runs one of the trail's queries.

@@ -100,6 +100,10 @@ pub trait ReconcileMetrics: Send + Sync {
     fn active(&self, controller: &'static str, delta: i64);
     /// A reconcile of `controller` started waiting for a worker (`+1`) or stopped (`-1`).
     fn queued(&self, controller: &'static str, delta: i64);
+    /// A container left pipeline phase `phase` (a `status.phase` value) after `seconds` in it.
+    fn phase_left(&self, _phase: &str, _seconds: f64) {}
+    /// A container became Ready for the first time, `seconds` after it was created.
+    fn first_ready(&self, _seconds: f64) {}
 }
 
 /// What every controller shares.
@@ -115,6 +119,9 @@ pub struct Shared {
     pub proxmox_metrics: Option<Arc<dyn ProxmoxMetrics>>,
     /// Receives one observation per reconcile.
     pub reconcile_metrics: Option<Arc<dyn ReconcileMetrics>>,
+    /// Receives what the lower parts did (SSH sessions, provisioning steps; the coordinator
+    /// and the audit store hold it themselves).
+    pub observer: crate::observe::Observed,
     /// Publishes Events.
     pub recorder: Option<Recorder>,
     /// Every mutation is written ahead here; no trail, no call.

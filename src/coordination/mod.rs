@@ -8,7 +8,7 @@
 mod memory;
 mod redis_backend;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ use tokio::time::Instant;
 
 pub use memory::MemoryBackend;
 pub use redis_backend::RedisBackend;
+
+use crate::observe::Observed;
 
 /// Coordination could not be reached or answered badly.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +59,26 @@ pub fn container_lock(uid: &str) -> String {
     format!("lxc-operator:lock:container:{uid}")
 }
 
+/// The metrics label of a lock key: `container`, `allocation` or `other`.
+fn lock_kind(key: &str) -> &'static str {
+    match key.strip_prefix("lxc-operator:lock:") {
+        Some(rest) if rest.starts_with("container:") => "container",
+        Some(rest) if rest.starts_with("allocate:") => "allocation",
+        _ => "other",
+    }
+}
+
+/// Keys whose last try was refused, and since when: the wait a later acquire reports. Bounded:
+/// a key leaves when it is acquired, and past this many the oldest waits are forgotten.
+const MAX_WAITING_KEYS: usize = 10_000;
+
 /// The shared coordination handle.
 #[derive(Clone)]
 pub struct Coordinator {
     backend: Arc<dyn Backend>,
     ttl: Duration,
+    observer: Observed,
+    waiting: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Coordinator {
@@ -71,12 +88,37 @@ impl Coordinator {
             Some(url) => Arc::new(RedisBackend::connect(url).await?),
             None => Arc::new(MemoryBackend::default()),
         };
-        Ok(Self { backend, ttl })
+        Ok(Self::with_backend(backend, ttl))
     }
 
     /// A coordinator over any backend.
     pub fn with_backend(backend: Arc<dyn Backend>, ttl: Duration) -> Self {
-        Self { backend, ttl }
+        Self {
+            backend,
+            ttl,
+            observer: None,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Reports locks taken and let go, and how long they were waited for, to `observer`.
+    pub fn observed(mut self, observer: Observed) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Notes a refused try of `key` (the wait starts at the first), or takes the wait out
+    /// once acquired: the time since the first refusal, else `call` (the acquiring call).
+    fn waited(&self, key: &str, acquired: bool, call: Duration) -> Duration {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if acquired {
+            return waiting.remove(key).map_or(call, |since| since.elapsed());
+        }
+        if waiting.len() >= MAX_WAITING_KEYS && !waiting.contains_key(key) {
+            waiting.clear();
+        }
+        waiting.entry(key.to_string()).or_insert_with(Instant::now);
+        call
     }
 
     /// Which backend serves: `"redis"` or `"in-process"`.
@@ -97,8 +139,14 @@ impl Coordinator {
     pub async fn try_lock(&self, key: &str) -> Result<Option<LockGuard>, Unavailable> {
         let token = uuid::Uuid::new_v4().to_string();
         let sent = Instant::now();
-        if !self.backend.try_lock(key, &token, self.ttl).await? {
+        let acquired = self.backend.try_lock(key, &token, self.ttl).await?;
+        let waited = self.waited(key, acquired, sent.elapsed());
+        if !acquired {
             return Ok(None);
+        }
+        let kind = lock_kind(key);
+        if let Some(o) = &self.observer {
+            o.lock_acquired(kind, waited);
         }
         let validity = Arc::new(Validity::new(sent + valid_for(self.ttl)));
         let renewer = tokio::spawn(renew(
@@ -114,6 +162,8 @@ impl Coordinator {
             backend: self.backend.clone(),
             renewer,
             validity,
+            kind,
+            observer: self.observer.clone(),
         }))
     }
 }
@@ -227,6 +277,8 @@ pub struct LockGuard {
     backend: Arc<dyn Backend>,
     renewer: tokio::task::JoinHandle<()>,
     validity: Arc<Validity>,
+    kind: &'static str,
+    observer: Observed,
 }
 
 impl LockGuard {
@@ -258,6 +310,9 @@ impl LockGuard {
 impl Drop for LockGuard {
     fn drop(&mut self) {
         self.renewer.abort();
+        if let Some(o) = &self.observer {
+            o.lock_released(self.kind);
+        }
     }
 }
 

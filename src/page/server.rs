@@ -21,6 +21,7 @@ use super::caches::{Change, PageCaches};
 use super::filter::{AuditFilter, ContainerFilter};
 use super::views;
 use crate::audit::AuditStore;
+use crate::observe::latency::LatencyHistory;
 
 /// The page's Content-Security-Policy: only this origin's stylesheet and script, no inline
 /// script or style, no framing, forms only to this origin.
@@ -36,6 +37,8 @@ pub struct PageState {
     /// When set, every request needs `Authorization: Bearer <token>` (kept as its SHA-256, so
     /// the comparison takes the same time whatever the guess).
     token_sha256: Option<Arc<[u8; 32]>>,
+    /// The last hour of reconcile and Proxmox call latencies (from the metrics registry).
+    latency: Option<Arc<LatencyHistory>>,
 }
 
 impl PageState {
@@ -48,7 +51,14 @@ impl PageState {
             caches,
             audit,
             token_sha256,
+            latency: None,
         }
+    }
+
+    /// Draws the latency pictures on the overview from `latency`.
+    pub fn with_latency(mut self, latency: Arc<LatencyHistory>) -> Self {
+        self.latency = Some(latency);
+        self
     }
 }
 
@@ -135,7 +145,7 @@ async fn authorize(State(state): State<PageState>, request: Request, next: Next)
 }
 
 async fn overview(State(s): State<PageState>, Query(filter): Query<ContainerFilter>) -> Html<String> {
-    Html(views::overview::render(&s.caches, &filter).into_string())
+    Html(views::overview::render(&s.caches, &filter, s.latency.as_deref()).into_string())
 }
 
 async fn container(

@@ -52,6 +52,8 @@ pub struct ProvisionReport {
     /// Every step of the provisioning that is done now, `(name, digest)` in order: what the
     /// caller records in status.
     pub done: Vec<(String, String)>,
+    /// Every step looked at, as `(kind, outcome)`: `ran`, `skipped` or `failed` (for metrics).
+    pub outcomes: Vec<(&'static str, &'static str)>,
 }
 
 /// A run that stopped at a step; `report` says what was done before it.
@@ -124,6 +126,7 @@ impl Run<'_> {
             })?;
         }
         self.report.skipped = skipped.iter().map(|s| s.name.clone()).collect();
+        self.report.outcomes = skipped.iter().map(|s| (s.action.kind(), "skipped")).collect();
         self.report.done = skipped
             .iter()
             .map(|s| (s.name.clone(), s.digest.clone()))
@@ -136,6 +139,8 @@ impl Run<'_> {
                 Action::Packages { manager, packages } => self.packages(&step.name, manager, packages).await,
                 Action::Script(script) => self.script(&step.name, script).await,
             };
+            let ran = if outcome.is_ok() { "ran" } else { "failed" };
+            self.report.outcomes.push((step.action.kind(), ran));
             if let Err(e) = outcome {
                 // Best effort: keep what was done before the failure.
                 let _ = self.write_marker(&all).await;

@@ -22,6 +22,17 @@ pub enum Action {
     Script(ResolvedScript),
 }
 
+impl Action {
+    /// The step kind as metrics label it: `file`, `packages` or `script`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::File(_) => "file",
+            Action::Packages { .. } => "packages",
+            Action::Script(_) => "script",
+        }
+    }
+}
+
 /// Every step, in order (files, packages per manager, scripts), with its digest.
 pub fn steps(resolved: &ResolvedProvisioning) -> Vec<Step> {
     let actions = resolved

@@ -74,6 +74,9 @@ impl Default for RetryConfig {
 /// (`ok` or an [`ErrorClass`] label) and the time it took.
 pub trait Metrics: Send + Sync {
     fn observe(&self, operation: &str, outcome: &str, elapsed: Duration);
+    /// A task of type `kind` (`vzcreate`, `vzstart`, ...) was found stopped, `ok` or `failed`,
+    /// after running `seconds` (whole seconds: Proxmox keeps no finer times).
+    fn task_finished(&self, _kind: &str, _outcome: &str, _seconds: f64) {}
 }
 
 struct NoMetrics;
@@ -208,6 +211,11 @@ impl ProxmoxClient {
     /// Whether the credentials are `root@pam` with a ticket.
     pub fn is_root_ticket(&self) -> bool {
         self.inner.credentials.is_root_ticket()
+    }
+
+    /// Reports a stopped task to the metrics hook.
+    pub(crate) fn task_finished(&self, kind: &str, outcome: &str, seconds: f64) {
+        self.inner.metrics.task_finished(kind, outcome, seconds);
     }
 
     /// Makes one call and returns its `data`, decoded.

@@ -26,12 +26,20 @@ impl ProxmoxClient {
         if status.status != "stopped" {
             return Ok(TaskState::Running);
         }
+        let ended = status.endtime.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        });
+        let seconds = ended.saturating_sub(upid.start_time) as f64;
         let exit = status
             .exitstatus
             .unwrap_or_else(|| "unexpected status".to_string());
         if exit_status_ok(&exit) {
+            self.task_finished(&upid.kind, "ok", seconds);
             return Ok(TaskState::Succeeded);
         }
+        self.task_finished(&upid.kind, "failed", seconds);
         let log_tail = self.task_log_tail(upid, LOG_TAIL_LINES).await.unwrap_or_default();
         Err(Error::TaskFailed {
             operation: format!("task {}", upid.kind),

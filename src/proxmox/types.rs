@@ -273,6 +273,9 @@ pub struct TaskStatus {
     pub kind: String,
     #[serde(default)]
     pub id: Option<String>,
+    /// When a stopped task ended (Unix seconds); older versions leave it out.
+    #[serde(default)]
+    pub endtime: Option<u64>,
 }
 
 /// One line of `GET /nodes/{node}/tasks/{upid}/log`.

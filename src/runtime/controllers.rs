@@ -27,6 +27,8 @@ pub struct ControllerSet {
     pub identity: Option<String>,
     pub metrics: Option<Arc<dyn Metrics>>,
     pub reconcile_metrics: Option<Arc<dyn ReconcileMetrics>>,
+    /// SSH sessions and provisioning steps (the audit store and coordinator carry their own).
+    pub observer: crate::observe::Observed,
     pub audit: AuditStore,
     pub coordinator: Coordinator,
     /// Whether this replica may act; checked right before every mutation.
@@ -51,6 +53,7 @@ impl ControllerSet {
             identity: None,
             metrics: None,
             reconcile_metrics: None,
+            observer: None,
             audit,
             coordinator,
             leadership: Leadership::always(),
@@ -124,6 +127,7 @@ impl ControllerSet {
             observations: self.observations.clone(),
             proxmox_metrics: self.metrics.clone(),
             reconcile_metrics: self.reconcile_metrics.clone(),
+            observer: self.observer.clone(),
             recorder: Some(crate::status::events::recorder(
                 self.kube.clone(),
                 self.identity.clone(),

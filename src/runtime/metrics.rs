@@ -4,7 +4,11 @@
 //! `controller_runtime_reconcile_errors_total`, `controller_runtime_reconcile_time_seconds`,
 //! `controller_runtime_active_workers`, `workqueue_depth{controller,name}`) so existing
 //! dashboards and alerts fit, plus
-//! `lxc_operator_reconcile_halts_total{controller,halt,reason}` for why reconciles stopped short.
+//! `lxc_operator_reconcile_halts_total{controller,halt,reason}` for why reconciles stopped short,
+//! and the pipeline's own families (phase durations, time to first Ready, Proxmox tasks, locks,
+//! audit writes, SSH sessions, provisioning steps, build info). No label names an object.
+//! Reconcile and Proxmox call durations also go to a per-minute [`LatencyHistory`] for the
+//! status page's pictures.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +21,122 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::cluster::ReconcileMetrics;
+use crate::observe::Observer;
+use crate::observe::latency::{LatencyHistory, Series};
 use crate::proxmox::client::Metrics as ClientMetrics;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task_type: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LockLabels {
+    lock: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditLabels {
+    record: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    kind: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+/// The pipeline's own families.
+#[derive(Clone)]
+struct Pipeline {
+    phase_seconds: Family<PhaseLabels, Histogram>,
+    first_ready: Histogram,
+    task_seconds: Family<TaskLabels, Histogram>,
+    locks_held: Family<LockLabels, Gauge>,
+    lock_wait: Family<LockLabels, Histogram>,
+    audit_writes: Family<AuditLabels, Counter>,
+    ssh_open: Gauge,
+    ssh_opened: Counter,
+    steps: Family<StepLabels, Counter>,
+}
+
+impl Pipeline {
+    fn new() -> Self {
+        Self {
+            // 100 ms doubling to about 55 min.
+            phase_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.1, 2.0, 16))),
+            first_ready: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
+            // Proxmox reports task times in whole seconds.
+            task_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 13))),
+            locks_held: Family::default(),
+            lock_wait: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 20))),
+            audit_writes: Family::default(),
+            ssh_open: Gauge::default(),
+            ssh_opened: Counter::default(),
+            steps: Family::default(),
+        }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "container_phase_seconds",
+            "Time containers spent in each status.phase before leaving it",
+            self.phase_seconds.clone(),
+        );
+        registry.register(
+            "container_first_ready_seconds",
+            "Time from a container's creation to its first Ready",
+            self.first_ready.clone(),
+        );
+        registry.register(
+            "proxmox_task_seconds",
+            "Proxmox task durations by task type and outcome",
+            self.task_seconds.clone(),
+        );
+        registry.register(
+            "locks_held",
+            "Coordination locks this replica holds now, by lock kind",
+            self.locks_held.clone(),
+        );
+        registry.register(
+            "lock_wait_seconds",
+            "Time from the first refused try of a lock to its acquisition, by lock kind",
+            self.lock_wait.clone(),
+        );
+        registry.register(
+            "audit_writes",
+            "Audit trail writes by record (intent, outcome) and outcome (written, failed)",
+            self.audit_writes.clone(),
+        );
+        registry.register(
+            "ssh_sessions_open",
+            "SSH sessions (one per command) open now",
+            self.ssh_open.clone(),
+        );
+        registry.register(
+            "ssh_sessions_opened",
+            "SSH sessions (one per command) opened",
+            self.ssh_opened.clone(),
+        );
+        registry.register(
+            "provision_steps",
+            "Provisioning steps by kind (file, packages, script) and outcome (ran, skipped, failed)",
+            self.steps.clone(),
+        );
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -68,6 +187,8 @@ pub struct Metrics {
     proxmox_latency: Family<CallLabels, Histogram>,
     leader: Gauge,
     reconciles: Reconciles,
+    pipeline: Pipeline,
+    latency: Arc<LatencyHistory>,
 }
 
 impl Metrics {
@@ -136,7 +257,18 @@ impl Metrics {
             "1 when this replica holds the leader lease",
             leader.clone(),
         );
+        let pipeline = Pipeline::new();
+        pipeline.register(registry);
+        let build = Family::<VersionLabels, Gauge>::default();
+        build
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
+        registry.register("build_info", "The operator's version; always 1", build);
         Arc::new(Self {
+            pipeline,
+            latency: Arc::new(LatencyHistory::new()),
             registry: Mutex::new(root),
             reconciles,
             proxmox_calls,
@@ -150,13 +282,45 @@ impl Metrics {
         self.leader.set(i64::from(leading));
     }
 
-    /// The text exposition format.
+    /// The last hour of reconcile and Proxmox call latencies, per minute (the status page's).
+    pub fn latency(&self) -> Arc<LatencyHistory> {
+        self.latency.clone()
+    }
+
+    /// The Prometheus text format (0.0.4, as `/metrics` declares it).
     pub fn render(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-        out
+        drop(registry);
+        prometheus_text(&out)
     }
+}
+
+/// OpenMetrics text (what `prometheus-client` writes) as Prometheus text 0.0.4: a counter's
+/// HELP and TYPE name its `_total` samples (Prometheus' parser otherwise reads the samples as
+/// an untyped family of their own), and no `# EOF`.
+fn prometheus_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + 64 * counters.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(described.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 impl ClientMetrics for Metrics {
@@ -169,6 +333,59 @@ impl ClientMetrics for Metrics {
         self.proxmox_latency
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+        self.latency.observe(Series::ProxmoxCall, elapsed.as_secs_f64());
+    }
+
+    fn task_finished(&self, kind: &str, outcome: &str, seconds: f64) {
+        let labels = TaskLabels {
+            task_type: kind.into(),
+            outcome: outcome.into(),
+        };
+        self.pipeline.task_seconds.get_or_create(&labels).observe(seconds);
+    }
+}
+
+fn lock_labels(kind: &str) -> LockLabels {
+    LockLabels { lock: kind.into() }
+}
+
+impl Observer for Metrics {
+    fn lock_acquired(&self, kind: &'static str, waited: Duration) {
+        let labels = lock_labels(kind);
+        self.pipeline.locks_held.get_or_create(&labels).inc();
+        self.pipeline
+            .lock_wait
+            .get_or_create(&labels)
+            .observe(waited.as_secs_f64());
+    }
+
+    fn lock_released(&self, kind: &'static str) {
+        self.pipeline.locks_held.get_or_create(&lock_labels(kind)).dec();
+    }
+
+    fn audit_write(&self, record: &'static str, outcome: &'static str) {
+        let labels = AuditLabels {
+            record: record.into(),
+            outcome: outcome.into(),
+        };
+        self.pipeline.audit_writes.get_or_create(&labels).inc();
+    }
+
+    fn ssh_session(&self, open: bool) {
+        if open {
+            self.pipeline.ssh_opened.inc();
+            self.pipeline.ssh_open.inc();
+        } else {
+            self.pipeline.ssh_open.dec();
+        }
+    }
+
+    fn provision_step(&self, kind: &'static str, outcome: &'static str) {
+        let labels = StepLabels {
+            kind: kind.into(),
+            outcome: outcome.into(),
+        };
+        self.pipeline.steps.get_or_create(&labels).inc();
     }
 }
 
@@ -193,6 +410,7 @@ impl ReconcileMetrics for Metrics {
             self.reconciles.errors.get_or_create(&c).inc();
         }
         self.reconciles.time.get_or_create(&c).observe(seconds);
+        self.latency.observe(Series::Reconcile, seconds);
         if halt != "none" {
             let halt = HaltLabels {
                 controller: controller.into(),
@@ -217,6 +435,18 @@ impl ReconcileMetrics for Metrics {
         };
         self.reconciles.depth.get_or_create(&q).inc_by(delta);
     }
+
+    fn phase_left(&self, phase: &str, seconds: f64) {
+        let labels = PhaseLabels { phase: phase.into() };
+        self.pipeline
+            .phase_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
+    fn first_ready(&self, seconds: f64) {
+        self.pipeline.first_ready.observe(seconds);
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +468,15 @@ mod tests {
             text.contains(r#"lxc_operator_proxmox_calls_total{operation="get version",outcome="connect"} 1"#)
         );
         assert!(text.contains("lxc_operator_proxmox_call_seconds_bucket"));
+        assert!(
+            text.contains("# TYPE lxc_operator_proxmox_calls_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP lxc_operator_proxmox_calls_total Proxmox"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
     }
 
     #[test]
@@ -262,5 +501,42 @@ mod tests {
             assert!(text.contains(line), "{line} missing in:\n{text}");
         }
         assert!(text.contains("controller_runtime_reconcile_time_seconds_bucket"));
+    }
+
+    #[test]
+    fn pipeline_families_count_without_object_labels() {
+        let m = Metrics::new();
+        m.lock_acquired("container", Duration::from_millis(300));
+        m.lock_acquired("container", Duration::ZERO);
+        m.lock_released("container");
+        m.audit_write("intent", "written");
+        m.audit_write("outcome", "failed");
+        m.ssh_session(true);
+        m.ssh_session(true);
+        m.ssh_session(false);
+        m.provision_step("script", "ran");
+        m.task_finished("vzcreate", "ok", 3.0);
+        m.phase_left("Creating", 4.0);
+        m.first_ready(9.0);
+        let text = m.render();
+        for line in [
+            r#"lxc_operator_locks_held{lock="container"} 1"#,
+            r#"lxc_operator_lock_wait_seconds_count{lock="container"} 2"#,
+            r#"lxc_operator_audit_writes_total{record="intent",outcome="written"} 1"#,
+            r#"lxc_operator_audit_writes_total{record="outcome",outcome="failed"} 1"#,
+            "lxc_operator_ssh_sessions_open 1",
+            "lxc_operator_ssh_sessions_opened_total 2",
+            r#"lxc_operator_provision_steps_total{kind="script",outcome="ran"} 1"#,
+            r#"lxc_operator_proxmox_task_seconds_count{task_type="vzcreate",outcome="ok"} 1"#,
+            r#"lxc_operator_container_phase_seconds_sum{phase="Creating"} 4.0"#,
+            "lxc_operator_container_first_ready_seconds_count 1",
+            concat!(
+                r#"lxc_operator_build_info{version=""#,
+                env!("CARGO_PKG_VERSION"),
+                r#""} 1"#
+            ),
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
     }
 }

@@ -170,9 +170,15 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     config.validate()?;
     let client = kube_client(&config).await?;
     // A crashed holder's lock frees itself after this long; it is renewed every third of it.
-    let coordinator = Coordinator::connect(config.redis_url.as_deref(), Duration::from_secs(12)).await?;
+    let metrics = Metrics::new();
+    let observer: crate::observe::Observed = Some(metrics.clone());
+    let coordinator = Coordinator::connect(config.redis_url.as_deref(), Duration::from_secs(12))
+        .await?
+        .observed(observer.clone());
     tracing::info!(backend = coordinator.backend(), "coordination ready");
-    let audit = AuditStore::connect(config.database_url.as_deref(), &config.sqlite_path).await?;
+    let audit = AuditStore::connect(config.database_url.as_deref(), &config.sqlite_path)
+        .await?
+        .observed(observer.clone());
     tracing::info!(backend = audit.backend(), "audit store ready");
     let retention = Retention {
         keep: (config.audit_retention_days > 0)
@@ -181,7 +187,6 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     };
     let upkeep_store = audit.clone();
     let upkeep = tokio::spawn(async move { upkeep_store.maintain(retention).await });
-    let metrics = Metrics::new();
     let identity = config.identity.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -219,7 +224,8 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let page = match config.status_listen {
         Some(addr) => {
             let caches = crate::page::PageCaches::start(client.clone(), audit.clone());
-            let state = crate::page::PageState::new(caches, audit.clone(), config.status_token.as_deref());
+            let state = crate::page::PageState::new(caches, audit.clone(), config.status_token.as_deref())
+                .with_latency(metrics.latency());
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!(
                 addr = %listener.local_addr()?,
@@ -239,6 +245,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     set.identity = Some(leader_config.identity.clone());
     set.metrics = Some(metrics.clone());
     set.reconcile_metrics = Some(metrics.clone());
+    set.observer = observer;
     set.container_concurrency = config.container_concurrency;
     set.drift_sweep = crate::cluster::sweep::SweepSettings {
         interval: Duration::from_secs(config.drift_check_interval),

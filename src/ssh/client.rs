@@ -32,6 +32,27 @@ pub struct SshHost {
     sessions: Semaphore,
     connections: AtomicU64,
     commands: AtomicU64,
+    observer: crate::observe::Observed,
+}
+
+/// An open session, reported to the observer as closed when it goes (a cancelled command too).
+struct OpenSession<'a>(&'a crate::observe::Observed);
+
+impl<'a> OpenSession<'a> {
+    fn open(observer: &'a crate::observe::Observed) -> Self {
+        if let Some(o) = observer {
+            o.ssh_session(true);
+        }
+        Self(observer)
+    }
+}
+
+impl Drop for OpenSession<'_> {
+    fn drop(&mut self) {
+        if let Some(o) = self.0 {
+            o.ssh_session(false);
+        }
+    }
 }
 
 impl std::fmt::Debug for SshHost {
@@ -53,7 +74,14 @@ impl SshHost {
             connection: tokio::sync::Mutex::new(None),
             connections: AtomicU64::new(0),
             commands: AtomicU64::new(0),
+            observer: None,
         }
+    }
+
+    /// Reports each session (one per command) opened and closed to `observer`.
+    pub fn observed(mut self, observer: crate::observe::Observed) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub fn config(&self) -> &SshConfig {
@@ -148,6 +176,7 @@ impl SshHost {
             .await
             .map_err(|_| timed_out())??;
         self.commands.fetch_add(1, Ordering::Relaxed);
+        let _session = OpenSession::open(&self.observer);
         let (read, write) = channel.split();
         let ran = tokio::time::timeout_at(deadline, self.run(read, &write, operation, command, stdin)).await;
         if ran.is_err() {

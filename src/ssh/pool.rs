@@ -29,7 +29,14 @@ impl SshPool {
 
     /// The host for `node`: the pooled one while `config` and `key` are unchanged, else a new
     /// one (the old connection closes when its last user drops it).
-    pub fn host(&self, node: &str, config: SshConfig, key: ClientKey) -> Arc<SshHost> {
+    /// Each new host reports its sessions to `observer`.
+    pub fn host(
+        &self,
+        node: &str,
+        config: SshConfig,
+        key: ClientKey,
+        observer: crate::observe::Observed,
+    ) -> Arc<SshHost> {
         let identity = Identity {
             config: config.clone(),
             client_key: key.public_fingerprint(),
@@ -40,7 +47,7 @@ impl SshPool {
         {
             return host.clone();
         }
-        let host = Arc::new(SshHost::new(config, key));
+        let host = Arc::new(SshHost::new(config, key).observed(observer));
         hosts.insert(node.to_string(), (identity, host.clone()));
         host
     }
@@ -62,15 +69,24 @@ mod tests {
         let pool = SshPool::new();
         let key = ClientKey::from_text(KEY.as_bytes()).unwrap();
         let config = SshConfig::new("pve1.lan", 22, "root", FP, 4).unwrap();
-        let a = pool.host("pve1", config.clone(), key.clone());
-        assert!(Arc::ptr_eq(&a, &pool.host("pve1", config.clone(), key.clone())));
-        assert!(!Arc::ptr_eq(&a, &pool.host("pve2", config.clone(), key.clone())));
+        let a = pool.host("pve1", config.clone(), key.clone(), None);
+        assert!(Arc::ptr_eq(
+            &a,
+            &pool.host("pve1", config.clone(), key.clone(), None)
+        ));
+        assert!(!Arc::ptr_eq(
+            &a,
+            &pool.host("pve2", config.clone(), key.clone(), None)
+        ));
         let mut more_sessions = config.clone();
         more_sessions.max_sessions = 8;
-        let b = pool.host("pve1", more_sessions.clone(), key.clone());
+        let b = pool.host("pve1", more_sessions.clone(), key.clone(), None);
         assert!(!Arc::ptr_eq(&a, &b));
-        assert!(Arc::ptr_eq(&b, &pool.host("pve1", more_sessions, key.clone())));
+        assert!(Arc::ptr_eq(
+            &b,
+            &pool.host("pve1", more_sessions, key.clone(), None)
+        ));
         pool.remove("pve1");
-        assert!(!Arc::ptr_eq(&b, &pool.host("pve1", config, key)));
+        assert!(!Arc::ptr_eq(&b, &pool.host("pve1", config, key, None)));
     }
 }

@@ -97,6 +97,7 @@ pub fn operator_with(database_url: String, redis_url: String) {
                     reads_per_second: 2.0,
                 };
                 set.reconcile_metrics = Some(std::sync::Arc::new(CountReconciles));
+                set.metrics = Some(metrics());
                 let _ = tx.send(());
                 set.run(std::future::pending()).await;
             });
@@ -115,11 +116,28 @@ pub static API_REQUESTS: std::sync::Mutex<std::collections::BTreeMap<(String, St
 pub static RECONCILES: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
+/// The in-process operator's metrics registry (Proxmox calls and, beside [`RECONCILES`],
+/// reconciles), e.g. for the status page's latency pictures.
+pub fn metrics() -> std::sync::Arc<lxc_operator::runtime::metrics::Metrics> {
+    static METRICS: OnceLock<std::sync::Arc<lxc_operator::runtime::metrics::Metrics>> = OnceLock::new();
+    METRICS
+        .get_or_init(lxc_operator::runtime::metrics::Metrics::new)
+        .clone()
+}
+
 struct CountReconciles;
 
 impl lxc_operator::cluster::ReconcileMetrics for CountReconciles {
-    fn reconciled(&self, controller: &'static str, _: &'static str, _: &'static str, _: &str, _: f64) {
+    fn reconciled(
+        &self,
+        controller: &'static str,
+        result: &'static str,
+        halt: &'static str,
+        reason: &str,
+        s: f64,
+    ) {
         *RECONCILES.lock().unwrap().entry(controller).or_default() += 1;
+        lxc_operator::cluster::ReconcileMetrics::reconciled(&*metrics(), controller, result, halt, reason, s);
     }
 
     fn active(&self, _: &'static str, _: i64) {}

@@ -58,6 +58,19 @@ fn kstatus_version() -> anyhow::Result<String> {
         .context("no sigs.k8s.io/cli-utils version in infra/kstatus/go.mod")
 }
 
+/// The version of `github.com/prometheus/common` the promcheck tools module requires.
+fn promcheck_version() -> anyhow::Result<String> {
+    let go_mod = std::fs::read_to_string(repo_root().join("infra/promcheck/go.mod"))?;
+    go_mod
+        .lines()
+        .map(str::split_whitespace)
+        .find_map(|mut words| match (words.next(), words.next()) {
+            (Some("github.com/prometheus/common"), Some(v)) => Some(v.to_string()),
+            _ => None,
+        })
+        .context("no github.com/prometheus/common version in infra/promcheck/go.mod")
+}
+
 fn found(var: &str, default: PathBuf) -> anyhow::Result<PathBuf> {
     let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
     if !path.exists() {
@@ -98,5 +111,14 @@ pub fn kstatus_check() -> anyhow::Result<PathBuf> {
     found(
         "LXC_TEST_KSTATUS_CHECK",
         cache_dir().join(format!("kstatus-{}/kstatus-check", kstatus_version()?)),
+    )
+}
+
+/// `promcheck` (Prometheus' text parser and promlint), built from `infra/promcheck/` by
+/// bootstrap.sh.
+pub fn promcheck() -> anyhow::Result<PathBuf> {
+    found(
+        "LXC_TEST_PROMCHECK",
+        cache_dir().join(format!("promcheck-{}/promcheck", promcheck_version()?)),
     )
 }

@@ -17,7 +17,7 @@ mod pve_host;
 mod redis;
 mod sshd;
 
-pub use binaries::{Binaries, kstatus_check, repo_root};
+pub use binaries::{Binaries, kstatus_check, promcheck, repo_root};
 pub use control_plane::{ControlPlane, control_plane};
 pub use examples::{ExampleTarget, examples};
 pub use postgres::{Postgres, PrivatePostgres, postgres};

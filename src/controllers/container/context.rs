@@ -26,6 +26,8 @@ pub struct Remembered {
     pub written: Option<(String, crate::crd::LxcContainerStatus)>,
     /// The container as a walk last found it matching the spec: see [`Seen`].
     pub seen: Option<Seen>,
+    /// The `status.phase` this process saw the container enter, and when (phase durations).
+    pub phase_since: Option<(String, std::time::Instant)>,
 }
 
 /// What a walk read from Proxmox and found matching the spec (owned by this object, config as

@@ -227,12 +227,14 @@ impl<'a> Run<'a> {
     pub async fn flush(&mut self) -> Result<(), kube::Error> {
         let last = self.written.as_ref().unwrap_or(&self.before);
         if *last != self.status || self.ct.status.is_none() {
+            let (last_phase, was_ready) = (last.phase.clone(), is_true(&last.conditions, types::READY));
             let version = write_status(self.ctx, self.ct, &self.status).await?;
             self.written = Some(self.status.clone());
             if let Some(rv) = version {
                 let status = self.status.clone();
                 self.ctx.remember(&self.uid, |m| m.written = Some((rv, status)));
             }
+            self.measure(last_phase, was_ready);
         }
         self.remember();
         Ok(())
@@ -264,6 +266,40 @@ impl<'a> Run<'a> {
     /// Records (or with `None` forgets) what this walk saw.
     pub fn see(&self, seen: Option<super::context::Seen>) {
         self.ctx.remember(&self.uid, |m| m.seen = seen);
+    }
+
+    /// Phase durations and the time to first Ready, after a status write that moved the
+    /// container from `last_phase` (Ready or not before: `was_ready`).
+    fn measure(&self, last_phase: Option<String>, was_ready: bool) {
+        let Some(metrics) = &self.ctx.reconcile_metrics else {
+            return;
+        };
+        if self.status.phase != last_phase
+            && let Some(phase) = self.status.phase.clone()
+        {
+            let now = std::time::Instant::now();
+            let mut left = None;
+            self.ctx.remember(&self.uid, |m| {
+                // Only a phase this process saw begin is measured (not one begun before a restart).
+                if let Some((since_phase, since)) = m.phase_since.take()
+                    && Some(&since_phase) == last_phase.as_ref()
+                {
+                    left = Some((since_phase, now - since));
+                }
+                m.phase_since = Some((phase, now));
+            });
+            if let Some((phase, spent)) = left {
+                metrics.phase_left(&phase, spent.as_secs_f64());
+            }
+        }
+        // First Ready: Ready turns true for a container that never got through discovery before.
+        let first = is_true(&self.status.conditions, types::READY)
+            && !was_ready
+            && !is_true(&self.before.conditions, phase::DISCOVERED);
+        if first && let Some(created) = &self.ct.metadata.creation_timestamp {
+            let seconds = self.now.duration_since(created.0).as_secs_f64();
+            metrics.first_ready(seconds.max(0.0));
+        }
     }
 
     pub fn remember(&self) {

@@ -149,7 +149,7 @@ impl SshProvisioner {
             SshMode::Direct => HostMode::Direct,
             SshMode::HostCommand => HostMode::HostCommand,
         };
-        Ok(self.pool.host(&node, config, key))
+        Ok(self.pool.host(&node, config, key, run.ctx.observer.clone()))
     }
 }
 
@@ -394,6 +394,15 @@ impl Provisioner for SshProvisioner {
                 result = work => result,
             };
             drop(actor);
+            let report = match &result {
+                Ok(report) | Err(ActError::Call(ProvisionFailure { report, .. })) => Some(report),
+                Err(_) => None,
+            };
+            if let (Some(o), Some(report)) = (&shared.observer, report) {
+                for (kind, outcome) in &report.outcomes {
+                    o.provision_step(kind, outcome);
+                }
+            }
             if let Ok(lock) = Arc::try_unwrap(lock)
                 && let Err(e) = lock.release().await
             {

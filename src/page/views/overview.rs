@@ -10,8 +10,9 @@ use maud::{Markup, html};
 
 use super::layout::{condition_status, page, phase_badge, short_digest, status_badge};
 use super::parts::{capacity_bars, container_table};
-use super::svg::histogram;
+use super::svg::{histogram, latency};
 use crate::crd::{LxcContainer, ProxmoxNode};
+use crate::observe::latency::{LatencyHistory, Series};
 use crate::page::caches::PageCaches;
 use crate::page::filter::{ContainerFilter, encode, phase_of};
 
@@ -32,7 +33,7 @@ const PHASES: [&str; 9] = [
 /// filters reach the rest.
 pub const ROWS_PER_PHASE: usize = 200;
 
-pub fn render(caches: &PageCaches, filter: &ContainerFilter) -> Markup {
+pub fn render(caches: &PageCaches, filter: &ContainerFilter, latencies: Option<&LatencyHistory>) -> Markup {
     let mut nodes = caches.nodes.state();
     nodes.sort_by_key(|n| n.name_any());
     let mut templates = caches.templates.state();
@@ -90,6 +91,16 @@ pub fn render(caches: &PageCaches, filter: &ContainerFilter) -> Markup {
                     h2 { "Time to Ready" }
                     p .muted { "From creation to the first Ready, for containers Ready now." }
                     (histogram("Time to Ready", &to_ready))
+                }
+            }
+            @if let Some(history) = latencies {
+                section {
+                    h2 { "Latency, last hour" }
+                    p .muted { "Median and 95th percentile per minute, from this replica's metrics." }
+                    div .cards {
+                        (latency("Reconcile", &history.last_hour(Series::Reconcile)))
+                        (latency("Proxmox API call", &history.last_hour(Series::ProxmoxCall)))
+                    }
                 }
             }
             section {
@@ -236,7 +247,7 @@ mod tests {
     fn ten_thousand_containers_make_a_bounded_overview_and_filters_reach_the_rest() {
         let caches = caches(10_000);
         let started = std::time::Instant::now();
-        let html = render(&caches, &ContainerFilter::default()).into_string();
+        let html = render(&caches, &ContainerFilter::default(), None).into_string();
         let took = started.elapsed();
         eprintln!(
             "overview of 10 000 containers: {} KiB in {took:?} (debug build)",
@@ -252,7 +263,7 @@ mod tests {
             q: "ct-0994".into(),
             ..ContainerFilter::default()
         };
-        let html = render(&caches, &one).into_string();
+        let html = render(&caches, &one, None).into_string();
         assert!(
             html.contains("team-3/ct-09943") && !html.contains("team-4/ct-09944"),
             "{html}"

@@ -1,9 +1,11 @@
 //! The pictures, drawn server-side as inline SVG with presentation attributes only (no style
 //! attribute: the CSP allows no inline style) and a `<title>` for screen readers: usage bars
-//! and the conditions timeline.
+//! and the conditions timeline, durations, phase bars and the last hour's latencies.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use maud::{Markup, html};
+
+use crate::observe::latency::Point;
 
 /// A labelled usage bar: `used` of `total` (a share in 0..1 when `total` is 1).
 pub fn bar(label: &str, used: f64, total: f64, text: &str) -> Markup {
@@ -92,6 +94,63 @@ pub fn histogram(title: &str, seconds: &[i64]) -> Markup {
     }
 }
 
+/// Seconds as the latency pictures label them.
+fn short_seconds(s: f64) -> String {
+    match s {
+        s if s < 1.0 => format!("{:.0} ms", s * 1000.0),
+        s => format!("{s:.1} s"),
+    }
+}
+
+/// The last hour of one latency, a minute a column: p50 and p95 as lines with a dot per
+/// minute that saw any (its title gives the minute, both quantiles and the count). The y axis
+/// is logarithmic from 1 ms, as latencies spread over orders of magnitude.
+pub fn latency(title: &str, points: &[Point]) -> Markup {
+    const MINUTES: i64 = crate::observe::latency::MINUTES as i64;
+    let now = points
+        .iter()
+        .map(|p| p.minute)
+        .max()
+        .unwrap_or_default()
+        .max(chrono::Utc::now().timestamp().div_euclid(60));
+    let top = points.iter().map(|p| p.p95).fold(0.01_f64, f64::max);
+    let (floor, ceiling) = (0.001_f64.log10(), (top * 1.5).log10());
+    let x = |minute: i64| 50.0 + (minute - (now - MINUTES + 1)) as f64 / (MINUTES - 1) as f64 * 530.0;
+    let y = |s: f64| 110.0 - (s.max(0.001).log10() - floor) / (ceiling - floor) * 100.0;
+    let line = |q: fn(&Point) -> f64| {
+        points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x(p.minute), y(q(p))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    html! {
+        figure .latency {
+            figcaption { (title) ": " (points.iter().map(|p| p.count).sum::<u64>()) " in the last hour" }
+            svg class="latency" viewBox="0 0 600 140" role="img" {
+                title { (title) " latency, p50 and p95 per minute, last hour" }
+                line class="axis" x1="50" y1="110" x2="580" y2="110" {}
+                text class="tick" x="46" y="113" text-anchor="end" { "1 ms" }
+                text class="tick" x="46" y="14" text-anchor="end" { (short_seconds(10f64.powf(ceiling))) }
+                text class="tick" x="50" y="128" { "−60 min" }
+                text class="tick" x="580" y="128" text-anchor="end" { "now" }
+                @if points.is_empty() {
+                    text class="tick" x="315" y="60" text-anchor="middle" { "nothing measured yet" }
+                } @else {
+                    polyline class="p95" points=(line(|p| p.p95)) {}
+                    polyline class="p50" points=(line(|p| p.p50)) {}
+                    @for p in points {
+                        @let at = chrono::DateTime::from_timestamp(p.minute * 60, 0).map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default();
+                        circle class="point p95" cx=(format!("{:.1}", x(p.minute))) cy=(format!("{:.1}", y(p.p95))) r="2.5" {
+                            title { (at) ": p50 " (short_seconds(p.p50)) ", p95 " (short_seconds(p.p95)) ", " (p.count) " measured" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One bar per audited pipeline phase of a container, from its first call's start to its last
 /// call's end, on a shared time axis: where the container's time went.
 pub fn phase_bars(phases: &[(String, i64, i64)]) -> Markup {
@@ -120,6 +179,35 @@ pub fn phase_bars(phases: &[(String, i64, i64)]) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_draws_a_dot_per_minute_and_escapes_its_title() {
+        let now = chrono::Utc::now().timestamp().div_euclid(60);
+        let points = [
+            Point {
+                minute: now - 2,
+                count: 4,
+                p50: 0.004,
+                p95: 0.2,
+            },
+            Point {
+                minute: now,
+                count: 9,
+                p50: 0.02,
+                p95: 1.5,
+            },
+        ];
+        let svg = latency("<i>calls</i>", &points).into_string();
+        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        assert!(
+            svg.contains("&lt;i&gt;calls&lt;/i&gt;: 13 in the last hour"),
+            "{svg}"
+        );
+        assert!(svg.contains("p95 1.5 s, 9 measured"), "{svg}");
+        let empty = latency("calls", &[]).into_string();
+        assert!(empty.contains("nothing measured yet") && !empty.contains("<circle"));
+    }
 
     #[test]
     fn the_histogram_counts_each_duration_in_its_doubling_bucket() {
