@@ -1071,3 +1071,56 @@ async fn an_address_wait_after_a_restart_counts_from_that_start() {
     );
     assert!(ct.status.unwrap().ip.is_some_and(|ip| ip.starts_with("10.99.")));
 }
+
+#[tokio::test]
+async fn max_concurrent_tasks_counts_tasks_until_they_end() {
+    use kube::api::{Api, Patch, PatchParams};
+    use lxc_operator::crd::ProxmoxNode;
+
+    // Tasks of 1.5 s, two at a time: six containers' creates and starts queue for the slots
+    // instead of all running at once (the limit used to count only the calls that start them).
+    let w = World::new("slots", &["pve1"], |c| c.with_task_duration_ms(1500)).await;
+    Api::<ProxmoxNode>::all(w.kube.clone())
+        .patch(
+            &w.nodes[0],
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"maxConcurrentTasks": 2}})),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..6).map(|i| format!("ct-{i}")).collect();
+    futures::future::join_all(
+        names
+            .iter()
+            .map(|n| w.container(n, json!({"nodeRef": w.nodes[0]}))),
+    )
+    .await;
+    let mut waited = false;
+    for n in &names {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let ct = w.api().get(n).await.unwrap();
+            let ready = ct.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            waited |= reason(&ct, "Ready").as_deref() == Some("WaitingForTaskSlot");
+            if ready {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{n} never Ready: {:?}",
+                ct.status
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(
+        w.sim.admin().peak_running_tasks("pve1"),
+        2,
+        "at most two tasks at once, and the two used"
+    );
+    assert!(waited, "a container said it waits for a task slot");
+}

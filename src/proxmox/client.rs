@@ -93,7 +93,8 @@ pub struct ClientConfig {
     pub timeouts: Timeouts,
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
-    /// Concurrent task-starting calls allowed (the node's `maxConcurrentTasks`).
+    /// Tasks in flight allowed (the node's `maxConcurrentTasks`): the calls that start them, and
+    /// the tasks until they are seen to end (see [`super::slots`]).
     pub max_concurrent_tasks: usize,
     /// Age after which a ticket is renewed before use (Proxmox tickets live 2 h).
     pub ticket_renew_after: Duration,
@@ -142,6 +143,8 @@ struct Inner {
     retry: RetryConfig,
     breaker: Breaker,
     task_slots: Semaphore,
+    /// The node's tasks in flight (`maxConcurrentTasks`, counted until each ends).
+    tasks: super::slots::TaskSlots,
     max_body_bytes: usize,
     metrics: Arc<dyn Metrics>,
 }
@@ -192,6 +195,7 @@ impl ProxmoxClient {
                 retry: config.retry,
                 breaker: Breaker::new(config.breaker),
                 task_slots: Semaphore::new(config.max_concurrent_tasks.max(1)),
+                tasks: super::slots::TaskSlots::new(config.max_concurrent_tasks),
                 max_body_bytes: config.max_body_bytes,
                 metrics: config.metrics.unwrap_or_else(|| Arc::new(NoMetrics)),
             }),
@@ -211,6 +215,11 @@ impl ProxmoxClient {
     /// Whether the credentials are `root@pam` with a ticket.
     pub fn is_root_ticket(&self) -> bool {
         self.inner.credentials.is_root_ticket()
+    }
+
+    /// The node's task slots: claim one before an audited call that starts a task.
+    pub fn task_slots(&self) -> &super::slots::TaskSlots {
+        &self.inner.tasks
     }
 
     /// Reports a stopped task to the metrics hook.

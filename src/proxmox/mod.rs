@@ -11,6 +11,7 @@ pub mod client;
 pub mod error;
 pub mod mutation;
 pub mod property;
+pub mod slots;
 pub mod tasks;
 pub mod tls;
 pub mod types;

@@ -22,10 +22,21 @@ pub enum TaskState {
 impl ProxmoxClient {
     /// Asks once: `Running`, `Succeeded`, or the failure with its exit status and log tail.
     pub async fn check_task(&self, upid: &Upid) -> Result<TaskState, Error> {
-        let status = self.task_status(upid).await?;
+        let key = upid.to_string();
+        let status = match self.task_status(upid).await {
+            Ok(status) => status,
+            Err(e) => {
+                if e.class() == super::error::ErrorClass::NotFound {
+                    self.task_slots().ended(&key);
+                }
+                return Err(e);
+            }
+        };
         if status.status != "stopped" {
+            self.task_slots().running(&key);
             return Ok(TaskState::Running);
         }
+        self.task_slots().ended(&key);
         let ended = status.endtime.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -55,6 +55,10 @@ impl Admin {
         self.0.log.clear()
     }
     /// API calls that concerned one container (path or parameter `vmid`).
+    /// The most tasks that ever ran at once on `node`.
+    pub fn peak_running_tasks(&self, node: &str) -> usize {
+        self.0.state().peak_tasks.get(node).copied().unwrap_or_default()
+    }
     pub fn count_requests_for(&self, vmid: u32) -> usize {
         self.0.log.count_for_vmid(vmid)
     }

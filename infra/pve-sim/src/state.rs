@@ -80,6 +80,7 @@ impl Sim {
                 rng,
                 flocks: HashMap::new(),
                 storage_locks: HashMap::new(),
+                peak_tasks: HashMap::new(),
             }),
             workers: cfg
                 .nodes
@@ -115,6 +116,8 @@ pub struct State {
     pub flocks: HashMap<u32, Holder>,
     /// Who holds a storage's allocation lock, per (node, storage): a task's UPID.
     pub storage_locks: HashMap<(String, String), String>,
+    /// Per node: the most tasks that ever ran at once (for the admin API).
+    pub peak_tasks: HashMap<String, usize>,
 }
 
 /// The holder of a lock file.

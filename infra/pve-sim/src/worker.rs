@@ -111,6 +111,9 @@ pub fn start(sim: &Arc<Sim>, st: &mut State, spec: Spec) -> String {
         },
     };
     st.tasks.insert(upid.clone(), task);
+    let now_running = st.tasks.values().filter(|t| t.running && t.node == node).count();
+    let peak = st.peak_tasks.entry(node.to_string()).or_default();
+    *peak = (*peak).max(now_running);
     let plan = Plan {
         upid: upid.clone(),
         vmid,

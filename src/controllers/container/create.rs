@@ -276,6 +276,7 @@ async fn start_create(
         node: node.clone(),
         create: Box::new(create),
     };
+    let slot = super::run::claim_task_slot(&target.client, phase::CREATED)?;
     let upid = run
         .actor()
         .proxmox_task(&target.client, "create", &creation)
@@ -287,7 +288,10 @@ async fn start_create(
             _ => Ok(Halt::acted(phase::CREATED, &e)),
         });
     let upid = match upid {
-        Ok(upid) => upid,
+        Ok(upid) => {
+            slot.started(&upid.to_string());
+            upid
+        }
         Err(Ok(halt)) => return Err(halt),
         Err(Err(why)) => return Err(taken(run, vmid, why).await),
     };

@@ -156,10 +156,14 @@ impl<'a> Run<'a> {
         condition: &'static str,
         mutation: Mutation,
     ) -> Result<Upid, Halt> {
-        self.actor
+        let slot = claim_task_slot(client, condition)?;
+        let upid = self
+            .actor
             .proxmox_task(client, phase, &mutation)
             .await
-            .map_err(|e| Halt::acted(condition, &e))
+            .map_err(|e| Halt::acted(condition, &e))?;
+        slot.started(&upid.to_string());
+        Ok(upid)
     }
 
     /// Makes a synchronous Proxmox change for this container; a failure halts at `condition`.
@@ -314,6 +318,23 @@ impl<'a> Run<'a> {
             m.task = task;
         });
     }
+}
+
+/// One of the node's task slots (`maxConcurrentTasks`), or a short wait when all hold tasks in
+/// flight. Claimed before the audited call, so a wait leaves no audit row.
+pub fn claim_task_slot(
+    client: &ProxmoxClient,
+    condition: &'static str,
+) -> Result<crate::proxmox::slots::TaskSlot, Halt> {
+    client.task_slots().claim().ok_or_else(|| {
+        let (busy, limit) = client.task_slots().busy();
+        Halt::wait(
+            condition,
+            "WaitingForTaskSlot",
+            format!("the node runs {busy} of this operator's tasks (maxConcurrentTasks {limit}); waiting for one to end"),
+            std::time::Duration::from_secs(1),
+        )
+    })
 }
 
 /// Writes `status` with server-side apply; returns the resource version it gave the object.
