@@ -526,6 +526,47 @@ async fn twenty_containers_over_three_nodes_get_distinct_vmids() {
         !by_endpoint.contains_key("GET /cluster/nextid"),
         "the create's own answer confirms a VMID: {by_endpoint:#?}"
     );
+    // Steady state: the three ProxmoxNodes reach one endpoint; each polls its node, the
+    // cluster-wide reads are made once a round, and a Ready container is only read by the config
+    // sweep (each at most once in the window: 40 s interval; three reads, nothing written).
+    let count = |path: &str| {
+        w.sim
+            .admin()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.starts_with(path))
+            .count()
+    };
+    let seq = w.sim.admin().requests().len();
+    let (resources, statuses) = (count("/cluster/resources"), count("/nodes/pve"));
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let resources = count("/cluster/resources") - resources;
+    let statuses = count("/nodes/pve") - statuses;
+    let window: Vec<_> = w.sim.admin().requests().into_iter().skip(seq).collect();
+    let mut per_ct: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for r in window
+        .iter()
+        .filter(|r| r.vmid.is_some_and(|v| vmids.contains(&v)))
+    {
+        per_ct
+            .entry(r.vmid.unwrap())
+            .or_default()
+            .push(format!("{} {}", r.method, r.path));
+    }
+    println!(
+        "steady 11 s: /cluster/resources {resources}, node reads {statuses}, containers read {per_ct:?}"
+    );
+    assert!(statuses >= 6, "each node polled at least twice: {statuses}");
+    assert!(
+        resources * 3 <= statuses,
+        "one cluster-wide read per round, not one per node: {resources} vs {statuses} node reads"
+    );
+    assert!(
+        per_ct
+            .values()
+            .all(|calls| calls.len() <= 3 && calls.iter().all(|c| c.starts_with("GET "))),
+        "a Ready container is only read, by the sweep, at most once: {per_ct:#?}"
+    );
     // The API server, as the operator used it (the whole test binary: every test shares one
     // operator): reconciles read nodes and templates from the watch caches, never by GET.
     let reconciles = support::RECONCILES

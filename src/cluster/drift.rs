@@ -36,9 +36,22 @@ impl ContainerWake {
         observation: NodeObservation,
         now: Instant,
     ) {
+        let before = observations.get(node).map(|o| o.containers).unwrap_or_default();
+        let after = observation.containers.clone();
         let changed = observations.update(node, observation);
         let state = self.containers.state();
-        let woken = containers_to_wake(state.iter().map(|c| c.as_ref()), node, &changed);
+        let woken: Vec<ObjectRef<LxcContainer>> = state
+            .iter()
+            .filter(|c| {
+                let vmid = c
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.vmid)
+                    .and_then(|v| u32::try_from(v).ok());
+                !vmid.is_some_and(|v| as_expected(c, before.get(&v), after.get(&v)))
+            })
+            .filter_map(|c| containers_to_wake([c.as_ref()], node, &changed).pop())
+            .collect();
         if !changed.is_empty() {
             tracing::debug!(%node, ?changed, "observed container changes");
         }
@@ -106,6 +119,45 @@ impl ReadinessChanges {
     }
 }
 
+/// Whether a change a poll saw is only the operator's own rollout showing up in the listing: the
+/// container is Ready for its generation, the poll now shows it in the power state it asks for,
+/// unlocked, and nothing but that state changed (or it just appeared, or its name was published
+/// late). Waking it
+/// would only read again what the walk that made it Ready read.
+pub fn as_expected(
+    ct: &LxcContainer,
+    before: Option<&super::observations::ObservedContainer>,
+    after: Option<&super::observations::ObservedContainer>,
+) -> bool {
+    use crate::crd::container::PowerState;
+    use crate::status::conditions::{is_true, types};
+    let Some(after) = after else {
+        return false;
+    };
+    let Some(status) = &ct.status else {
+        return false;
+    };
+    let ready =
+        is_true(&status.conditions, types::READY) && status.observed_generation == ct.metadata.generation;
+    let wanted = match ct.spec.power_state {
+        PowerState::Running => "running",
+        PowerState::Stopped => "stopped",
+    };
+    // A name not published yet (Proxmox's status daemon lags a new container) is no change.
+    let same_config = before.is_none_or(|b| {
+        (&b.lock, &b.tags, b.maxcpu_milli, b.maxmem, b.maxdisk)
+            == (
+                &after.lock,
+                &after.tags,
+                after.maxcpu_milli,
+                after.maxmem,
+                after.maxdisk,
+            )
+            && (b.name.is_none() || b.name == after.name)
+    });
+    ready && after.status == wanted && after.lock.is_none() && same_config
+}
+
 /// The `LxcContainer`s placed on `node` whose VMID is among `changed`: exactly the ones a poll
 /// must wake (steady state wakes none).
 pub fn containers_to_wake<'a>(
@@ -170,6 +222,67 @@ mod wake_tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_ready_container_showing_up_as_asked_is_not_woken_but_any_drift_is() {
+        use crate::status::conditions::{Desired, set, types};
+        let mut ready = ct("a", "pve1", 100);
+        ready.metadata.generation = Some(1);
+        let status = ready.status.as_mut().unwrap();
+        status.observed_generation = Some(1);
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let up = Desired {
+            type_: types::READY,
+            status: true,
+            reason: "Ready",
+            message: String::new(),
+        };
+        set(&mut status.conditions, up, Some(1), now);
+        let seen = |memory, state: &str| {
+            let mut o = observation(&[100], memory).containers.remove(&100).unwrap();
+            o.status = state.into();
+            o
+        };
+        // Its own rollout: it appears, or turns running, as the spec asks.
+        assert!(as_expected(&ready, None, Some(&seen(512, "running"))));
+        assert!(as_expected(
+            &ready,
+            Some(&seen(512, "stopped")),
+            Some(&seen(512, "running"))
+        ));
+        // Drift: stopped, resized, gone; and a container not Ready yet is always woken.
+        assert!(!as_expected(
+            &ready,
+            Some(&seen(512, "running")),
+            Some(&seen(512, "stopped"))
+        ));
+        assert!(!as_expected(
+            &ready,
+            Some(&seen(512, "running")),
+            Some(&seen(256, "running"))
+        ));
+        assert!(!as_expected(&ready, Some(&seen(512, "running")), None));
+        let named = |name: &str| {
+            let mut o = seen(512, "running");
+            o.name = Some(name.into());
+            o
+        };
+        assert!(!as_expected(
+            &ready,
+            Some(&named("web")),
+            Some(&named("hijacked"))
+        ));
+        assert!(as_expected(
+            &ready,
+            Some(&seen(512, "running")),
+            Some(&named("web"))
+        ));
+        assert!(!as_expected(
+            &ct("b", "pve1", 101),
+            None,
+            Some(&seen(512, "running"))
+        ));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::pipeline::desired::{DEFAULT_MEMORY_MIB, Subject, desired_container, m
 use crate::pipeline::place::{Candidate, choose, matches};
 use crate::pipeline::policy::{self, PolicyDenied};
 use crate::pipeline::resolve::{Blocked, check_node, check_template, present_on};
-use crate::status::conditions::types;
+use crate::status::conditions::{is_true, types};
 
 pub(super) fn blocked(condition: &'static str, b: Blocked) -> Halt {
     Halt::new(condition, b.reason, b.message, HaltKind::Blocked)
@@ -151,9 +151,21 @@ async fn place(run: &mut Run<'_>, template: Option<&LxcTemplate>) -> Result<Stri
         .iter()
         .filter(|n| matches(&selector, n.labels()) && n.metadata.deletion_timestamp.is_none())
         .filter(|n| {
-            n.status
+            let probed = n
+                .status
                 .as_ref()
-                .is_none_or(|s| !s.conditions.iter().any(|c| c.type_ == types::READY))
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == types::READY));
+            // A Ready node the template controller has not looked at yet is unknown too.
+            let ready = n
+                .status
+                .as_ref()
+                .is_some_and(|s| is_true(&s.conditions, types::READY));
+            let checked = template.is_none_or(|t| {
+                t.status
+                    .as_ref()
+                    .is_some_and(|s| s.nodes.iter().any(|e| e.node == n.name_any()))
+            });
+            !probed || (ready && !checked)
         })
         .map(|n| n.name_any())
         .collect();
@@ -162,7 +174,7 @@ async fn place(run: &mut Run<'_>, template: Option<&LxcTemplate>) -> Result<Stri
             phase::PLACED,
             "NodeNotProbed",
             format!(
-                "waiting for the first probe of ProxmoxNode {} (matches nodeSelector) before choosing",
+                "waiting for the first probe of ProxmoxNode {} (matches nodeSelector), and its template check, before choosing",
                 unprobed.join(", ")
             ),
             HaltKind::Blocked,

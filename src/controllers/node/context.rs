@@ -26,6 +26,8 @@ pub struct NodeCtx {
     /// `Store`'s readiness from here could take the one wake-up its controller's runner waits
     /// for (the readiness is a single-waker channel), so the node controller reads this.
     pub nodes_listed: Arc<AtomicBool>,
+    /// The cluster-wide reads of the last probes, shared by nodes behind one endpoint.
+    pub cluster_reads: super::probe::ClusterReads,
 }
 
 impl std::ops::Deref for NodeCtx {
@@ -44,6 +46,7 @@ impl NodeCtx {
             probed: Default::default(),
             wake,
             nodes_listed: Default::default(),
+            cluster_reads: Default::default(),
         }
     }
 }

@@ -1,7 +1,13 @@
 //! One probe of a node: connect with its credentials (the client is cached), then version,
-//! node status, storages, the cluster's name and the cluster's guests in one bulk read.
+//! node status, storages, the cluster's name and the cluster's guests in one bulk read. The
+//! cluster-wide three (version, cluster status, guests) are read once per endpoint and
+//! identity per poll, however many ProxmoxNodes reach the cluster through it.
 
-use crate::cluster::Shared;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::context::NodeCtx;
 use crate::cluster::clients::ConnectError;
 use crate::crd::node::ProxmoxNode;
 use crate::proxmox::types::{ClusterResource, NodeStatus, StorageEntry, Version, cluster_name};
@@ -41,40 +47,90 @@ pub enum ProbeError {
     NodeOffline(Error),
 }
 
-/// Reads everything the node's status needs: 5 GETs, whatever the number of containers.
-pub async fn probe(client: &ProxmoxClient, node: &str) -> Result<Probe, ProbeError> {
-    let version = client.version().await?;
+/// What the cluster-wide reads said, and when.
+#[derive(Debug)]
+pub struct ClusterView {
+    at: Instant,
+    version: Version,
+    cluster: Option<String>,
+    guests: Vec<ClusterResource>,
+}
+
+/// The last cluster-wide reads per endpoint and identity (an identity sees the guests its
+/// privileges allow, so two identities never share). Probes of one endpoint at once wait for
+/// one read.
+#[derive(Clone, Default)]
+pub struct ClusterReads(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<ClusterView>>>>>>>);
+
+impl ClusterReads {
+    fn slot(&self, key: String) -> Arc<tokio::sync::Mutex<Option<Arc<ClusterView>>>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key).or_default().clone()
+    }
+
+    /// The cluster-wide view through `client`, read now unless another probe read it less than
+    /// `fresh` ago.
+    async fn view(&self, client: &ProxmoxClient, fresh: Duration) -> Result<Arc<ClusterView>, Error> {
+        let slot = self.slot(format!("{} {}", client.endpoint(), client.identity()));
+        let mut last = slot.lock().await;
+        if let Some(view) = last.as_ref().filter(|v| v.at.elapsed() < fresh) {
+            return Ok(view.clone());
+        }
+        let version = client.version().await?;
+        let cluster = match client.cluster_status().await {
+            Ok(entries) => cluster_name(&entries),
+            // Sys.Audit on `/` missing: the endpoint stands for the cluster.
+            Err(e) if e.class() == ErrorClass::Forbidden => None,
+            Err(e) => return Err(e),
+        };
+        let guests = client.cluster_resources(Some("vm")).await?;
+        let view = Arc::new(ClusterView {
+            at: Instant::now(),
+            version,
+            cluster,
+            guests,
+        });
+        *last = Some(view.clone());
+        Ok(view)
+    }
+}
+
+/// Reads everything the node's status needs: 5 GETs, whatever the number of containers (2 when
+/// another node's probe read the cluster-wide 3 through the same endpoint within `fresh`).
+pub async fn probe(
+    client: &ProxmoxClient,
+    node: &str,
+    reads: &ClusterReads,
+    fresh: Duration,
+) -> Result<Probe, ProbeError> {
+    let view = reads.view(client, fresh).await?;
     let status = client.node_status(node).await.map_err(|e| match e.class() {
         ErrorClass::Connect => ProbeError::NodeOffline(e),
         _ => ProbeError::Proxmox(e),
     })?;
     let storages = client.storages(node, None).await?;
-    let cluster = match client.cluster_status().await {
-        Ok(entries) => cluster_name(&entries),
-        // Sys.Audit on `/` missing: the endpoint stands for the cluster.
-        Err(e) if e.class() == ErrorClass::Forbidden => None,
-        Err(e) => return Err(e.into()),
-    };
-    let guests = client.cluster_resources(Some("vm")).await?;
     Ok(Probe {
-        version,
+        version: view.version.clone(),
         status,
         storages,
-        guests,
-        cluster,
+        guests: view.guests.clone(),
+        cluster: view.cluster.clone(),
     })
 }
 
 /// Connects (the client is built from `version`, what the credentials Secret read said) and
 /// probes.
 pub async fn connect_and_probe(
-    shared: &Shared,
+    ctx: &NodeCtx,
     node: &ProxmoxNode,
     version: Result<String, ConnectError>,
+    poll: Duration,
 ) -> Result<Probe, ProbeError> {
-    let client = shared
+    let client = ctx
         .clients
-        .get_at(&shared.kube, node, shared.proxmox_metrics.clone(), version?)
+        .get_at(&ctx.kube, node, ctx.proxmox_metrics.clone(), version?)
         .await?;
-    probe(&client, &node.spec.node_name).await
+    // Fresh for a little less than a poll: each round of polls reads the cluster once.
+    let fresh = poll.saturating_sub(Duration::from_millis(500));
+    probe(&client, &node.spec.node_name, &ctx.cluster_reads, fresh).await
 }

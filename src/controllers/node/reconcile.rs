@@ -90,7 +90,7 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
             return Ok(Action::requeue(wait));
         }
     };
-    let outcome = connect_and_probe(&ctx, &node, version).await;
+    let outcome = connect_and_probe(&ctx, &node, version, poll).await;
     if let Ok(probe) = &outcome {
         observe::record(&ctx, &node, probe);
     }
