@@ -60,10 +60,13 @@ pub struct ClusterView {
 /// privileges allow, so two identities never share). Probes of one endpoint at once wait for
 /// one read.
 #[derive(Clone, Default)]
-pub struct ClusterReads(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<ClusterView>>>>>>>);
+pub struct ClusterReads(Arc<Mutex<HashMap<String, LastView>>>);
+
+/// One endpoint's last view; its lock is held while a probe reads it anew.
+type LastView = Arc<tokio::sync::Mutex<Option<Arc<ClusterView>>>>;
 
 impl ClusterReads {
-    fn slot(&self, key: String) -> Arc<tokio::sync::Mutex<Option<Arc<ClusterView>>>> {
+    fn slot(&self, key: String) -> LastView {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(key).or_default().clone()
     }
