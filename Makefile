@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BACKENDS ?= embedded
 
-.PHONY: test bootstrap fmt-check clippy crds crd-check unit-and-integration demo
+.PHONY: test bootstrap fmt-check clippy crds crd-check unit-and-integration demo proof
 
 ## Run everything CI runs: install the test world, then format, lint, CRD drift and all tests.
 test: bootstrap fmt-check clippy crd-check unit-and-integration
@@ -37,6 +37,13 @@ unit-and-integration:
 	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$i ~ /^passed;?$$/) p += $$(i-1); if ($$i ~ /^failed;?$$/) f += $$(i-1) } } \
 	     END { printf "tests: %d passed, %d failed\n", p, f }' "$$log"; \
 	rm -f "$$log"; exit $$status
+
+## The crash and bad-input suites at full size (`make test` runs them at CI size): 100 seeded
+## SIGKILLs of the operator over 50 containers (CRASH_SUITE_SEED=<n> repeats a run), and the
+## bad-input suite's longer hot-loop window.
+proof: bootstrap
+	CRASH_SUITE_FULL=1 $(CARGO) test --locked --test crash_suite -- --nocapture
+	BAD_INPUT_FULL=1 $(CARGO) test --locked --test bad_input -- --nocapture
 
 ## The demo: a control plane, pve-sim (3 nodes), the SSH stand-in and the operator running with the
 ## chart's ServiceAccount, examples/ applied; progress until all is Ready. BACKENDS=real uses

@@ -156,9 +156,10 @@ pub struct LxcContainerSpec {
     }]))]
     pub tags: Vec<String>,
     /// Free-text description shown in Proxmox; the operator appends its ownership marker
-    /// line, so the text itself must not contain `lxc-operator-uid:`.
+    /// line, so the text itself must not contain `lxc-operator-uid:`. No NUL character: neither
+    /// Proxmox's config file nor the audit trail (PostgreSQL text) can hold one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 4096))]
+    #[schemars(length(max = 4096), regex(pattern = "^[^\\x00]*$"))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": NO_OWNER_MARKER_RULE,
         "message": "must not contain 'lxc-operator-uid:': the operator's ownership marker cannot be written by hand"

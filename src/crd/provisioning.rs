@@ -162,8 +162,9 @@ pub struct EnvVar {
     /// Variable name.
     #[schemars(length(min = 1, max = 128), regex(pattern = ENV_NAME_PATTERN))]
     pub name: String,
-    /// Value; passed to the script as data, never interpreted by a shell.
-    #[schemars(length(max = 4096))]
+    /// Value; passed to the script as data, never interpreted by a shell. No NUL character,
+    /// which no environment variable can carry.
+    #[schemars(length(max = 4096), regex(pattern = "^[^\\x00]*$"))]
     pub value: String,
 }
 
@@ -187,9 +188,13 @@ pub struct ScriptSpec {
     /// Script text from a ConfigMap or Secret key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_from: Option<ContentSource>,
-    /// Interpreter inside the container that reads the script on standard input.
+    /// Interpreter inside the container that reads the script on standard input; an absolute
+    /// path with no `..` segment, like a file's.
     #[serde(default = "default_interpreter")]
     #[schemars(length(min = 2, max = 256), regex(pattern = FILE_PATH_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": NO_DOTDOT_RULE, "message": "interpreter must not contain a '..' segment"
+    }]))]
     pub interpreter: String,
     /// Seconds the script may run before it is killed and the step fails.
     #[serde(default = "default_script_timeout")]

@@ -12,5 +12,6 @@ pub mod ownership;
 pub mod place;
 pub mod policy;
 pub mod power;
+pub mod preflight;
 pub mod resolve;
 pub mod vmid;

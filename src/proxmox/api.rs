@@ -92,6 +92,13 @@ impl ProxmoxClient {
             .await
     }
 
+    /// `GET /nodes/{node}/network`: the node's interfaces (bridges among them).
+    pub async fn networks(&self, node: &str) -> Result<Vec<NetworkEntry>, Error> {
+        let path = format!("/nodes/{}/network", enc(node));
+        self.call("list networks", Method::GET, &path, Vec::new(), CallKind::Read)
+            .await
+    }
+
     /// `GET /nodes/{node}/storage/{storage}/content[?content=...]`.
     pub async fn storage_content(
         &self,

@@ -155,6 +155,17 @@ pub struct StorageEntry {
     pub avail: Option<u64>,
 }
 
+/// One entry of `GET /nodes/{node}/network` (the fields the operator reads).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct NetworkEntry {
+    pub iface: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The host's IPv4 address on it with its prefix (`192.168.1.10/24`), when it has one.
+    #[serde(default)]
+    pub cidr: Option<String>,
+}
+
 /// One entry of `GET /nodes/{node}/storage/{storage}/content`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct StorageContent {

@@ -15,6 +15,9 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     pub storages: Vec<StorageConfig>,
     pub bridges: Vec<String>,
+    /// A bridge's IPv4 address on the host (`GET /nodes/{node}/network`: `cidr`, `address`,
+    /// `netmask`, method `static`); a bridge without one has method `manual`.
+    pub bridge_cidrs: BTreeMap<String, String>,
     pub appliances: Vec<Appliance>,
     /// Template volids present on every node at start.
     pub templates: Vec<String>,
@@ -262,6 +265,7 @@ impl Config {
                 },
             ],
             bridges: vec!["vmbr0".into()],
+            bridge_cidrs: BTreeMap::new(),
             appliances: vec![
                 appliance(
                     "debian-12-standard_12.7-1_amd64.tar.zst",

@@ -105,6 +105,9 @@ pub static ROUTES: &[Route] = &[
     route!("GET" "/cluster/resources", cluster::resources, Perm::Any, &[&["type:enum(vm|storage|node|sdn)"]]),
     route!("GET" "/cluster/status", cluster::status, Perm::Root(&["Sys.Audit"]), &[]),
     route!("GET" "/cluster/nextid", cluster::nextid, Perm::Any, &[&["vmid:int[100,999999999] fmt=pve-vmid"]]),
+    route!("GET" "/nodes/{node}/network", cluster::network, Perm::Any, &[NODE, &[
+        "type:enum(bridge|bond|eth|alias|vlan|fabric|OVSBridge|OVSBond|OVSPort|OVSIntPort|vnet|any_bridge|any_local_bridge|include_sdn)",
+    ]]),
     route!("GET" "/nodes/{node}/storage", storage::list, Perm::Any, &[NODE, &[
         "content:str fmt=pve-storage-content-list",
         "enabled:bool",

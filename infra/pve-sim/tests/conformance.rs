@@ -280,6 +280,7 @@ async fn main_get_answers_match_the_schema_returns() {
         ("/cluster/resources", "/cluster/resources".into()),
         ("/cluster/status", "/cluster/status".into()),
         ("/nodes/{node}/storage", "/nodes/pve/storage".into()),
+        ("/nodes/{node}/network", "/nodes/pve/network".into()),
         (
             "/nodes/{node}/storage/{storage}/content",
             "/nodes/pve/storage/local/content".into(),

@@ -234,6 +234,7 @@ async fn start_create(
 ) -> Result<LxcConfig, Halt> {
     let vmid = desired.vmid;
     let node = target.pve_node().to_string();
+    super::preflight::preflight(target, desired).await?;
     if desired.features.as_ref().is_some_and(|f| f.needs_root()) && !target.client.is_root_ticket() {
         return Err(root_required(target));
     }

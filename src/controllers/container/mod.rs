@@ -13,6 +13,7 @@ pub mod delete;
 pub mod discover;
 pub mod migrate;
 pub mod power;
+pub mod preflight;
 pub mod provision;
 pub mod provisioner;
 pub mod reconcile;

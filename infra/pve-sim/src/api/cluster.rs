@@ -70,6 +70,45 @@ pub fn node_status(ctx: &Ctx) -> ApiResult<Reply> {
     .into())
 }
 
+/// `GET /nodes/{node}/network`: the configured bridges (each on the port `eno1`), with the
+/// host's IPv4 address when `Config::bridge_cidrs` gives one, and the port itself.
+pub fn network(ctx: &Ctx) -> ApiResult<Reply> {
+    let cfg = &ctx.sim.cfg;
+    let wanted = ctx.str("type");
+    let bridges =
+        wanted.is_none_or(|t| matches!(t, "bridge" | "any_bridge" | "any_local_bridge" | "include_sdn"));
+    let mut out = Vec::new();
+    if bridges {
+        for (i, b) in cfg.bridges.iter().enumerate() {
+            let mut iface = json!({
+                "iface": b, "type": "bridge", "active": 1, "autostart": 1, "exists": 1,
+                "families": ["inet"], "method": "manual", "method6": "manual",
+                "priority": 3 + i,
+            });
+            if i == 0 {
+                iface["bridge_ports"] = json!("eno1");
+            }
+            if let Some(cidr) = cfg.bridge_cidrs.get(b) {
+                let (address, bits) = cidr.split_once('/').unwrap_or((cidr, "32"));
+                let bits: u32 = bits.parse().unwrap_or(32).min(32);
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                iface["method"] = json!("static");
+                iface["cidr"] = json!(cidr);
+                iface["address"] = json!(address);
+                iface["netmask"] = json!(std::net::Ipv4Addr::from(mask).to_string());
+            }
+            out.push(iface);
+        }
+    }
+    if wanted.is_none_or(|t| t == "eth") {
+        out.push(json!({
+            "iface": "eno1", "type": "eth", "active": 1, "autostart": 0, "exists": 1,
+            "families": ["inet"], "method": "manual", "method6": "manual", "priority": 2,
+        }));
+    }
+    Ok(Value::Array(out).into())
+}
+
 pub fn resources(ctx: &Ctx) -> ApiResult<Reply> {
     let sim = ctx.sim;
     let id = ctx.ident();
