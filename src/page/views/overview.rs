@@ -40,9 +40,14 @@ pub fn render(caches: &PageCaches, filter: &ContainerFilter, latencies: Option<&
     templates.sort_by_key(|t| t.name_any());
     let all = caches.containers.state();
     let mut by_phase: BTreeMap<usize, (String, Vec<Arc<LxcContainer>>)> = BTreeMap::new();
-    let mut namespaces: Vec<String> = all.iter().filter_map(|c| c.namespace()).collect();
-    namespaces.sort();
-    namespaces.dedup();
+    // Borrowed and deduplicated as they come: ten thousand containers share a few namespaces.
+    let namespaces: Vec<String> = all
+        .iter()
+        .filter_map(|c| c.metadata.namespace.as_deref())
+        .collect::<std::collections::BTreeSet<&str>>()
+        .into_iter()
+        .map(String::from)
+        .collect();
     for ct in all.iter().filter(|c| filter.matches(c)) {
         let phase = phase_of(ct);
         let rank = PHASES.iter().position(|p| *p == phase).unwrap_or(PHASES.len());
@@ -197,11 +202,22 @@ fn time_to_ready(containers: &[Arc<LxcContainer>]) -> Vec<i64> {
         .collect()
 }
 
-/// The first `n` containers by namespace and name.
+/// The first `n` containers by namespace and name: the `n` smallest picked in linear time,
+/// then only those sorted, comparing borrowed names (no copy per comparison).
 fn first_by_name(cts: &[Arc<LxcContainer>], n: usize) -> Vec<Arc<LxcContainer>> {
+    fn key(c: &LxcContainer) -> (&str, &str) {
+        let m = &c.metadata;
+        (
+            m.namespace.as_deref().unwrap_or_default(),
+            m.name.as_deref().unwrap_or_default(),
+        )
+    }
     let mut sorted = cts.to_vec();
-    sorted.sort_by_key(|c| (c.namespace(), c.name_any()));
-    sorted.truncate(n);
+    if n < sorted.len() {
+        sorted.select_nth_unstable_by(n, |a, b| key(a).cmp(&key(b)));
+        sorted.truncate(n);
+    }
+    sorted.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
     sorted
 }
 

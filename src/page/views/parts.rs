@@ -14,7 +14,11 @@ use crate::page::filter::{encode, phase_of};
 /// Containers as table rows, by namespace and name.
 pub fn container_table(cts: &[Arc<LxcContainer>]) -> Markup {
     let mut cts = cts.to_vec();
-    cts.sort_by_key(|c| (c.namespace(), c.name_any()));
+    // Borrowed keys: no copy of two names per comparison.
+    cts.sort_unstable_by(|a, b| {
+        (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
+            .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
+    });
     html! {
         div .scroll { table {
             thead { tr { th { "Container" } th { "Phase" } th { "Node" } th { "VMID" } th { "IP" } th { "Reason" } } }
