@@ -27,7 +27,7 @@ pub struct NodeCtx {
     /// for (the readiness is a single-waker channel), so the node controller reads this.
     pub nodes_listed: Arc<AtomicBool>,
     /// The cluster-wide reads of the last probes, shared by nodes behind one endpoint.
-    pub cluster_reads: super::probe::ClusterReads,
+    pub cluster_reads: super::cluster_reads::ClusterReads,
 }
 
 impl std::ops::Deref for NodeCtx {
