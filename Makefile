@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BACKENDS ?= embedded
 
-.PHONY: test bootstrap fmt-check clippy crds crd-check unit-and-integration demo
+.PHONY: test bootstrap fmt-check clippy crds crd-check unit-and-integration demo bench-scale
 
 ## Run everything CI runs: install the test world, then format, lint, CRD drift and all tests.
 test: bootstrap fmt-check clippy crd-check unit-and-integration
@@ -45,3 +45,11 @@ demo: bootstrap
 	@$(CARGO) build --locked --quiet --bin lxc-operator
 	@$(CARGO) build --locked --quiet -p lxc-demo
 	@BACKENDS=$(BACKENDS) "$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/lxc-demo"
+
+## The scale benchmark (not part of `make test`): per N, a world of its own, pve-sim with three
+## realistic nodes and the operator's release build as a process; N containers applied at once,
+## measured. Prints a table and writes bench-results/scale-<N>.md. BENCH_N="100 1000" by default.
+BENCH_N ?= 100 1000
+bench-scale: bootstrap
+	@$(CARGO) build --locked --release -p lxc-operator --bin lxc-operator -p pve-sim --bin pve-sim -p lxc-bench --bin lxc-scale-bench
+	@"$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/lxc-scale-bench" $(BENCH_N)
