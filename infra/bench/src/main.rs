@@ -30,6 +30,8 @@ pub struct Args {
     pub out: Option<PathBuf>,
     pub operator_bin: PathBuf,
     pub pve_sim_bin: PathBuf,
+    /// The options (not the counts) as given, for the child run of each N.
+    pub options: Vec<String>,
 }
 
 const USAGE: &str = "lxc-scale-bench [N ...] [--nodes K] [--container-concurrency C] [--max-concurrent-tasks M] \
@@ -53,27 +55,41 @@ fn parse_args() -> anyhow::Result<Args> {
         out: Some(test_world::repo_root().join("bench-results")),
         operator_bin: beside("lxc-operator"),
         pve_sim_bin: beside("pve-sim"),
+        options: Vec::new(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{a} needs a value\n{USAGE}"));
-        match a.as_str() {
-            "--nodes" => args.nodes = value()?.parse()?,
-            "--container-concurrency" => args.container_concurrency = value()?.parse()?,
-            "--max-concurrent-tasks" => args.max_concurrent_tasks = Some(value()?.parse()?),
-            "--steady-seconds" => args.steady_seconds = value()?.parse()?,
-            "--baseline-seconds" => args.baseline_seconds = value()?.parse()?,
-            "--timeout" => args.timeout_seconds = Some(value()?.parse()?),
-            "--out" => {
-                let v = value()?;
-                args.out = (v != "-").then(|| PathBuf::from(v));
-            }
-            "--operator-bin" => args.operator_bin = value()?.into(),
-            "--pve-sim-bin" => args.pve_sim_bin = value()?.into(),
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < raw.len() {
+        let a = raw[i].as_str();
+        let takes_value = a.starts_with("--") && a != "--help";
+        let v = if takes_value {
+            i += 1;
+            raw.get(i)
+                .cloned()
+                .with_context(|| format!("{a} needs a value\n{USAGE}"))?
+        } else {
+            String::new()
+        };
+        if takes_value {
+            args.options.push(a.to_string());
+            args.options.push(v.clone());
+        }
+        i += 1;
+        match a {
+            "--nodes" => args.nodes = v.parse()?,
+            "--container-concurrency" => args.container_concurrency = v.parse()?,
+            "--max-concurrent-tasks" => args.max_concurrent_tasks = Some(v.parse()?),
+            "--steady-seconds" => args.steady_seconds = v.parse()?,
+            "--baseline-seconds" => args.baseline_seconds = v.parse()?,
+            "--timeout" => args.timeout_seconds = Some(v.parse()?),
+            "--out" => args.out = (v != "-").then(|| PathBuf::from(v)),
+            "--operator-bin" => args.operator_bin = v.into(),
+            "--pve-sim-bin" => args.pve_sim_bin = v.into(),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
+            _ if takes_value => bail!("unknown option {a}\n{USAGE}"),
             n => args
                 .counts
                 .push(n.parse().with_context(|| format!("not a count: {n}\n{USAGE}"))?),
@@ -96,12 +112,10 @@ fn main() -> anyhow::Result<()> {
         let exe = std::env::current_exe()?;
         let mut failed = Vec::new();
         for n in &args.counts {
-            let mut forwarded: Vec<String> = std::env::args()
-                .skip(1)
-                .filter(|a| a.parse::<usize>().is_err())
-                .collect();
-            forwarded.insert(0, n.to_string());
-            let status = std::process::Command::new(&exe).args(&forwarded).status()?;
+            let status = std::process::Command::new(&exe)
+                .arg(n.to_string())
+                .args(&args.options)
+                .status()?;
             if !status.success() {
                 failed.push(*n);
             }
