@@ -1,10 +1,15 @@
 //! `lxc-scale-bench` with N = 10 (debug builds, a short steady window): every figure is there
 //! and sane — all Ready, at most 8 Proxmox calls per container, nothing mutating in the steady
 //! state, every touched container reconciled. The real runs are `make bench-scale`.
+//!
+//! Ignored in `make test`: it takes 100-160 s here (a fresh control plane, the operator's lease,
+//! a 15 s steady window), over the suite's budget of 60 s for it. Run it with
+//! `cargo test -p lxc-bench --test smoke -- --ignored`.
 
 use std::process::Command;
 
 #[test]
+#[ignore = "100-160 s; run with --ignored"]
 fn ten_containers_give_sane_figures() {
     // The operator and pve-sim run as processes: build them (a no-op after `cargo test --workspace`).
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
