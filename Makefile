@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BACKENDS ?= embedded
 
-.PHONY: test bootstrap fmt-check clippy crds crd-check unit-and-integration demo proof bench bench-page
+.PHONY: test bootstrap fmt-check clippy crds crd-check unit-and-integration demo proof bench bench-page bench-scale
 
 ## Run everything CI runs: install the test world, then format, lint, CRD drift and all tests.
 test: bootstrap fmt-check clippy crd-check unit-and-integration
@@ -54,10 +54,20 @@ demo: bootstrap
 	@BACKENDS=$(BACKENDS) "$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/lxc-demo"
 
 ## Benchmarks (not part of `make test`): every one below, writing bench-results/.
-bench: bench-page
+bench: bench-page bench-scale
 
 ## The status page with 10,000 containers and 1,000,000 audit rows in the test world's
 ## PostgreSQL: p50/p95 of the overview, a container page and audit pages, and its memory per
 ## container; prints a table and writes bench-results/page.txt.
 bench-page: bootstrap
 	$(CARGO) bench --locked --bench page
+
+## The scale benchmark (not part of `make test`): per N, a world of its own, pve-sim with three
+## realistic nodes and the operator's release build as a process; N containers applied at once,
+## measured. Prints a table and writes bench-results/scale-<N>.md. BENCH_N="100 1000" by default;
+## the nodes' maxConcurrentTasks is 8 (the default 4 makes N=1000 take about 14 minutes of tasks).
+BENCH_N ?= 100 1000
+BENCH_ARGS ?= --max-concurrent-tasks 8
+bench-scale: bootstrap
+	@$(CARGO) build --locked --release -p lxc-operator --bin lxc-operator -p pve-sim --bin pve-sim -p lxc-bench --bin lxc-scale-bench
+	@"$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/lxc-scale-bench" $(BENCH_N) $(BENCH_ARGS)
