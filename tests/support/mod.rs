@@ -116,6 +116,10 @@ pub static API_REQUESTS: std::sync::Mutex<std::collections::BTreeMap<(String, St
 pub static RECONCILES: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
+/// `LxcContainer` reconciles by the reason they halted with (`""`: went through).
+pub static CONTAINER_RECONCILES_BY_REASON: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 /// The in-process operator's metrics registry (Proxmox calls and, beside [`RECONCILES`],
 /// reconciles), e.g. for the status page's latency pictures.
 pub fn metrics() -> std::sync::Arc<lxc_operator::runtime::metrics::Metrics> {
@@ -137,6 +141,13 @@ impl lxc_operator::cluster::ReconcileMetrics for CountReconciles {
         s: f64,
     ) {
         *RECONCILES.lock().unwrap().entry(controller).or_default() += 1;
+        if controller == "LxcContainer" {
+            *CONTAINER_RECONCILES_BY_REASON
+                .lock()
+                .unwrap()
+                .entry(reason.to_string())
+                .or_default() += 1;
+        }
         lxc_operator::cluster::ReconcileMetrics::reconciled(&*metrics(), controller, result, halt, reason, s);
     }
 
