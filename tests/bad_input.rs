@@ -242,8 +242,12 @@ async fn bad_inputs_end_in_a_named_condition_without_mutation_or_hot_loop() {
     let mut found = Vec::new();
     for c in &cases {
         let ct =
+            // The condition may first name an earlier stage (a node not yet probed) before the
+            // verdict that names the problem: wait for that verdict.
             c.w.wait("ct", &format!("blocked ({})", c.what), 90, |ct| {
-                naming(ct, c.reasons).is_some()
+                naming(ct, c.reasons).is_some_and(|(_, _, message)| {
+                    c.words.iter().all(|w| message.contains(w.as_str()))
+                })
             })
             .await;
         let (type_, reason, message) = naming(&ct, c.reasons).unwrap();

@@ -93,29 +93,36 @@ pub fn placed_on<'a>(
         .collect()
 }
 
-/// Remembers each node's readiness, generation (spec: cordon, namespaces, ...) and deletion, to
-/// tell a real change of a `ProxmoxNode` from a probe that only refreshed its status (watch
-/// mappers wake dependents on the former).
+/// Remembers each node's readiness, generation (spec: cordon, namespaces, ...), deletion and,
+/// while it is not Ready, why, to tell a real change of a `ProxmoxNode` from a probe that only
+/// refreshed its status (watch mappers wake dependents on the former). The reason matters
+/// because a blocked dependent's condition quotes it: a node seen first without any Ready
+/// condition and then `Ready=False` with a reason must wake them again.
 #[derive(Debug, Clone, Default)]
 pub struct ReadinessChanges(Arc<std::sync::Mutex<HashMap<String, Seen>>>);
 
-/// A node's Ready status, generation and whether it is being deleted, as last seen.
-type Seen = (bool, Option<i64>, bool);
+/// A node's Ready status, generation, whether it is being deleted, and the reason and message
+/// of its Ready condition while that is not true, as last seen.
+type Seen = (bool, Option<i64>, bool, Option<(String, String)>);
 
 impl ReadinessChanges {
-    /// True the first time a node is seen and whenever its Ready status, its generation or its
-    /// deletion changed.
+    /// True the first time a node is seen and whenever its Ready status, its generation, its
+    /// deletion or (while not Ready) the reason it gives changed.
     pub fn changed(&self, node: &crate::crd::ProxmoxNode) -> bool {
-        use crate::status::conditions::{is_true, types};
-        let ready = node
+        use crate::status::conditions::types;
+        let condition = node
             .status
             .as_ref()
-            .is_some_and(|s| is_true(&s.conditions, types::READY));
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == types::READY));
+        let ready = condition.is_some_and(|c| c.status == "True");
+        let why = condition
+            .filter(|_| !ready)
+            .map(|c| (c.reason.clone(), c.message.clone()));
         let deleting = node.metadata.deletion_timestamp.is_some();
-        let seen = (ready, node.metadata.generation, deleting);
+        let seen = (ready, node.metadata.generation, deleting, why);
         let name = node.metadata.name.clone().unwrap_or_default();
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(name, seen) != Some(seen)
+        map.insert(name, seen.clone()) != Some(seen)
     }
 }
 
@@ -335,5 +342,49 @@ mod wake_tests {
         let woken = containers_to_wake(&all, "pve1", &[100].into());
         assert_eq!(woken.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["a"]);
         assert!(containers_to_wake(&all, "pve1", &BTreeSet::new()).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::ReadinessChanges;
+    use crate::crd::ProxmoxNode;
+
+    fn node(generation: i64, ready: Option<(&str, &str, &str)>) -> ProxmoxNode {
+        let conditions: Vec<_> = ready
+            .into_iter()
+            .map(|(status, reason, message)| {
+                serde_json::json!({"type": "Ready", "status": status, "reason": reason,
+                    "message": message, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "ProxmoxNode",
+            "metadata": {"name": "pve1", "generation": generation},
+            "spec": {"endpoint": "https://pve1:8006", "nodeName": "pve1",
+                     "credentialsSecretRef": {"name": "s", "namespace": "ns"}},
+            "status": {"conditions": conditions}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_reason_appearing_while_not_ready_is_a_change_a_refreshed_probe_is_not() {
+        let seen = ReadinessChanges::default();
+        assert!(seen.changed(&node(2, None)), "first sight");
+        assert!(!seen.changed(&node(2, None)));
+        // The probe's verdict arrives: blocked dependents quote it, so they must look again.
+        let missing = ("False", "InvalidCredentials", "Secret ns/s lacks tokenSecret");
+        assert!(seen.changed(&node(2, Some(missing))));
+        assert!(!seen.changed(&node(2, Some(missing))), "the same verdict again");
+        let other = ("False", "Unreachable", "connection refused");
+        assert!(seen.changed(&node(2, Some(other))));
+        // Ready, then a probe that only refreshed its message: no wake.
+        assert!(seen.changed(&node(2, Some(("True", "Connected", "PVE 9.1 at 10:00")))));
+        assert!(!seen.changed(&node(2, Some(("True", "Connected", "PVE 9.1 at 10:05")))));
+        assert!(
+            seen.changed(&node(3, Some(("True", "Connected", "PVE 9.1 at 10:05")))),
+            "spec"
+        );
     }
 }
