@@ -36,9 +36,11 @@ impl ContainerWake {
         observation: NodeObservation,
         now: Instant,
     ) {
-        let before = observations.get(node).map(|o| o.containers).unwrap_or_default();
-        let after = observation.containers.clone();
-        let changed = observations.update(node, observation);
+        let super::observations::Update {
+            before,
+            after,
+            changed,
+        } = observations.update(node, observation);
         let state = self.containers.state();
         let woken: Vec<ObjectRef<LxcContainer>> = state
             .iter()

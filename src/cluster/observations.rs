@@ -2,7 +2,8 @@
 //! status page), and the pure diff that says which containers changed between two polls.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::proxmox::types::ClusterResource;
 
@@ -53,6 +54,8 @@ pub struct NodeObservation {
     pub containers: BTreeMap<u32, ObservedContainer>,
     /// Every VMID in use in the cluster (any guest type, any node).
     pub cluster_vmids: BTreeSet<u32>,
+    /// When it was stored.
+    pub at: Option<Instant>,
 }
 
 /// The VMIDs whose observation differs between two polls (appeared, vanished or changed).
@@ -64,32 +67,127 @@ pub fn changed_vmids(
     keys.into_iter().filter(|k| old.get(k) != new.get(k)).collect()
 }
 
-/// The shared observations, by `ProxmoxNode` name.
+/// How long the power state a finished task reported outranks `/cluster/resources`. The
+/// listing's `status` comes from pvestatd's RRD data, refreshed about every 10 s (PVE-FACTS
+/// §6.2), so a container a task just started can show `stopped` for up to one cycle; 15 s covers
+/// a cycle and a late poll. A listing that agrees ends the window early; one that still
+/// disagrees when it ends is a change (drift), noticed at that poll.
+pub const LISTING_LAG: Duration = Duration::from_secs(15);
+
+/// A power state a finished task reported, until when it outranks the listing.
+#[derive(Debug, Clone)]
+struct Expected {
+    status: &'static str,
+    until: Instant,
+}
+
+/// The shared observations, by `ProxmoxNode` name, and the power states tasks reported that
+/// the listings may not show yet.
 #[derive(Debug, Clone, Default)]
-pub struct Observations(Arc<RwLock<HashMap<String, NodeObservation>>>);
+pub struct Observations {
+    nodes: Arc<RwLock<HashMap<String, NodeObservation>>>,
+    expected: Arc<Mutex<HashMap<(String, u32), Expected>>>,
+}
+
+/// What one poll changed: the containers before and after (as stored), and the VMIDs whose
+/// observation differs.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub before: BTreeMap<u32, ObservedContainer>,
+    pub after: BTreeMap<u32, ObservedContainer>,
+    pub changed: BTreeSet<u32>,
+}
 
 impl Observations {
-    /// Stores a node's new observation and returns the VMIDs that changed.
-    pub fn update(&self, node: &str, observation: NodeObservation) -> BTreeSet<u32> {
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
-        let old = map.get(node).map(|o| o.containers.clone()).unwrap_or_default();
-        let changed = changed_vmids(&old, &observation.containers);
+    /// Stores a node's new observation and returns what changed. Where a finished task
+    /// reported a power state within [`LISTING_LAG`] and the listing still shows another, the
+    /// task's word is stored: the listing is late, not the container changed.
+    pub fn update(&self, node: &str, observation: NodeObservation) -> Update {
+        self.update_at(node, observation, Instant::now())
+    }
+
+    fn update_at(&self, node: &str, mut observation: NodeObservation, now: Instant) -> Update {
+        {
+            let mut expected = self.expected.lock().unwrap_or_else(|p| p.into_inner());
+            expected.retain(|(n, vmid), e| {
+                if n != node {
+                    return e.until > now;
+                }
+                match observation.containers.get_mut(vmid) {
+                    // The listing caught up (or the window is over): it speaks for itself.
+                    Some(ct) if ct.status == e.status || e.until <= now => false,
+                    Some(ct) => {
+                        ct.status = e.status.to_string();
+                        true
+                    }
+                    // Gone from the listing: that is news of its own.
+                    None => false,
+                }
+            });
+        }
+        let mut map = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+        let before = map.get(node).map(|o| o.containers.clone()).unwrap_or_default();
+        let changed = changed_vmids(&before, &observation.containers);
+        let after = observation.containers.clone();
+        observation.at = Some(now);
         map.insert(node.to_string(), observation);
-        changed
+        Update {
+            before,
+            after,
+            changed,
+        }
+    }
+
+    /// A task that ended left container `vmid` on `node` (a `ProxmoxNode` name) `running` or
+    /// not: the next polls take that over a listing that still shows the state before it, for
+    /// [`LISTING_LAG`].
+    pub fn expect(&self, node: &str, vmid: u32, running: bool) {
+        self.expect_at(node, vmid, running, Instant::now());
+    }
+
+    fn expect_at(&self, node: &str, vmid: u32, running: bool, now: Instant) {
+        let status = if running { "running" } else { "stopped" };
+        let mut expected = self.expected.lock().unwrap_or_else(|p| p.into_inner());
+        expected.insert(
+            (node.to_string(), vmid),
+            Expected {
+                status,
+                until: now + LISTING_LAG,
+            },
+        );
     }
 
     /// A node's last observation.
     pub fn get(&self, node: &str) -> Option<NodeObservation> {
-        self.0
+        self.nodes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(node)
             .cloned()
     }
 
+    /// Whether container `vmid` runs, as `node`'s last poll lists it, if that poll is at most
+    /// `fresh` old and lists it unlocked in a settled state (not `unknown`).
+    pub fn listed_running(&self, node: &str, vmid: u32, fresh: Duration) -> Option<bool> {
+        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        let observation = map.get(node)?;
+        if observation.at?.elapsed() > fresh {
+            return None;
+        }
+        let ct = observation.containers.get(&vmid)?;
+        if ct.lock.is_some() {
+            return None;
+        }
+        match ct.status.as_str() {
+            "running" => Some(true),
+            "stopped" => Some(false),
+            _ => None,
+        }
+    }
+
     /// Every VMID the polls saw in use in `cluster` (any node, any guest type).
     pub fn cluster_vmids(&self, cluster: &str) -> BTreeSet<u32> {
-        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let map = self.nodes.read().unwrap_or_else(|p| p.into_inner());
         map.values()
             .filter(|o| o.cluster == cluster)
             .flat_map(|o| o.cluster_vmids.iter().copied())
@@ -98,7 +196,11 @@ impl Observations {
 
     /// Forgets a node (deleted).
     pub fn remove(&self, node: &str) {
-        self.0.write().unwrap_or_else(|p| p.into_inner()).remove(node);
+        self.nodes.write().unwrap_or_else(|p| p.into_inner()).remove(node);
+        self.expected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(n, _), _| n != node);
     }
 }
 
@@ -155,8 +257,9 @@ mod tests {
                     containers: old.clone(),
                     ..Default::default()
                 }
-            ),
-            [100, 101].into()
+            )
+            .changed,
+            BTreeSet::from([100, 101])
         );
         assert!(
             obs.update(
@@ -166,8 +269,45 @@ mod tests {
                     ..Default::default()
                 }
             )
+            .changed
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_task_s_word_outranks_a_late_listing_for_the_lag_only() {
+        let obs = Observations::default();
+        let at = |status: &str| NodeObservation {
+            containers: [(100, ct(100, status)), (101, ct(101, "stopped"))].into(),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        obs.update_at("pve1", at("stopped"), t0);
+        // A start task ended: the listing still shows the container stopped (pvestatd lags).
+        obs.expect_at("pve1", 100, true, t0);
+        let u = obs.update_at("pve1", at("stopped"), t0 + Duration::from_secs(2));
+        assert_eq!(u.changed, BTreeSet::from([100]), "stored as running: a change");
+        assert_eq!(u.after[&100].status, "running");
+        assert_eq!(u.after[&101].status, "stopped", "other containers untouched");
+        let u = obs.update_at("pve1", at("stopped"), t0 + Duration::from_secs(7));
+        assert!(u.changed.is_empty(), "still within the lag: nothing new");
+        // The window ends with the listing still showing it stopped: that is drift.
+        let u = obs.update_at("pve1", at("stopped"), t0 + LISTING_LAG + Duration::from_secs(1));
+        assert_eq!(u.changed, BTreeSet::from([100]));
+        assert_eq!(u.after[&100].status, "stopped");
+
+        // A listing that caught up ends the window early: a stop right after is seen at once.
+        obs.expect_at("pve1", 100, true, t0 + Duration::from_secs(20));
+        let u = obs.update_at("pve1", at("running"), t0 + Duration::from_secs(22));
+        assert_eq!(u.after[&100].status, "running");
+        let u = obs.update_at("pve1", at("stopped"), t0 + Duration::from_secs(24));
+        assert_eq!(u.changed, BTreeSet::from([100]), "stopped behind our back");
+        assert_eq!(u.after[&100].status, "stopped");
+        // Another node's listing does not consume this node's expectation.
+        obs.expect_at("pve1", 100, true, t0 + Duration::from_secs(30));
+        obs.update_at("pve2", at("stopped"), t0 + Duration::from_secs(31));
+        let u = obs.update_at("pve1", at("stopped"), t0 + Duration::from_secs(32));
+        assert_eq!(u.after[&100].status, "running");
     }
 
     #[test]

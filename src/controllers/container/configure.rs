@@ -29,7 +29,10 @@ pub async fn configure(
     let node = target.pve_node().to_string();
     let client = &target.client;
     let seen = run.seen(vmid, &node);
-    let known = run.running_after_task().or(seen.as_ref().map(|s| s.running));
+    let known = run
+        .running_after_task()
+        .or(seen.as_ref().map(|s| s.running))
+        .or_else(|| run.listed_as_asked(vmid, target.listing_fresh()));
     let running = match known {
         Some(running) => running,
         None => {

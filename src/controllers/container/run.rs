@@ -267,6 +267,18 @@ impl<'a> Run<'a> {
         seen.serves(self.generation, vmid, node).then_some(seen)
     }
 
+    /// Whether the container runs, from its node's last poll, when that poll is at most
+    /// `fresh` old and lists it in the power state the spec asks for: then a status read would
+    /// only confirm it (and if the listing lags a stop, the next poll wakes the container). A
+    /// listing that disagrees is never acted on (it may lag a change by pvestatd's cycle): the
+    /// walk reads the container's own status before any power call.
+    pub fn listed_as_asked(&self, vmid: u32, fresh: std::time::Duration) -> Option<bool> {
+        let node = self.status.node.as_deref()?;
+        let running = self.ctx.observations.listed_running(node, vmid, fresh)?;
+        let wanted = self.ct.spec.power_state == crate::crd::container::PowerState::Running;
+        (running == wanted).then_some(running)
+    }
+
     /// Records (or with `None` forgets) what this walk saw.
     pub fn see(&self, seen: Option<super::context::Seen>) {
         self.ctx.remember(&self.uid, |m| m.seen = seen);

@@ -70,6 +70,14 @@ pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Hal
         Ok(TaskState::Succeeded) => {
             run.status.task = None;
             run.finished = Some(task.action.clone());
+            // The node's polls take this task's word over a listing that lags it.
+            if let (Some(running), Some(node), Some(vmid)) = (
+                run.running_after_task(),
+                run.status.node.as_deref(),
+                run.status.vmid.and_then(|v| u32::try_from(v).ok()),
+            ) {
+                run.ctx.observations.expect(node, vmid, running);
+            }
             match task.action.as_str() {
                 "shutdown" | "stop" | "restart" => run.ctx.remember(&run.uid, |m| m.shutdown_failed = false),
                 "create" => {

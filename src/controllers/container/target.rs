@@ -22,4 +22,10 @@ impl Target {
     pub fn node_name(&self) -> String {
         kube::ResourceExt::name_any(&self.node)
     }
+
+    /// How old the node's last poll may be for its listing to stand in for a container's own
+    /// status read: two poll intervals (one missed poll, e.g. a node unreachable, ends it).
+    pub fn listing_fresh(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(2 * self.node.spec.poll_interval_seconds.max(5) as u64)
+    }
 }

@@ -23,6 +23,7 @@ pub fn observation(node: &ProxmoxNode, probe: &Probe) -> NodeObservation {
             .iter()
             .filter_map(|g| g.vmid.and_then(|v| u32::try_from(v).ok()))
             .collect(),
+        at: None,
     }
 }
 
