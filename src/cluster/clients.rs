@@ -167,10 +167,16 @@ impl ClientCache {
             })?
             .and_then(|m| m.metadata.resource_version)
             .unwrap_or_default();
-        Ok(format!(
+        Ok(Self::key(node, &secret_version))
+    }
+
+    /// The key of a client built from `node`'s spec and its credentials Secret at
+    /// `secret_version` (empty: the Secret is absent).
+    pub fn key(node: &crate::crd::ProxmoxNode, secret_version: &str) -> String {
+        format!(
             "{}/{secret_version}",
             node.metadata.generation.unwrap_or_default()
-        ))
+        )
     }
 
     /// The client of `node`, built on first use or after a change.

@@ -74,12 +74,12 @@ pub async fn probe(
 pub async fn connect_and_probe(
     ctx: &NodeCtx,
     node: &ProxmoxNode,
-    version: Result<String, ConnectError>,
+    version: String,
     poll: Duration,
 ) -> Result<Probe, ProbeError> {
     let client = ctx
         .clients
-        .get_at(&ctx.kube, node, ctx.proxmox_metrics.clone(), version?)
+        .get_at(&ctx.kube, node, ctx.proxmox_metrics.clone(), version)
         .await?;
     // Fresh for a little less than a poll: each round of polls reads the cluster once.
     let fresh = poll.saturating_sub(Duration::from_millis(500));

@@ -21,7 +21,7 @@ use super::finalize::{self, DELETION_BLOCKED, SECRET_FINALIZER, SecretKey};
 use super::observe;
 use super::probe::connect_and_probe;
 use super::ready::next_status;
-use crate::cluster::clients::ConnectError;
+use crate::cluster::clients::ClientCache;
 use crate::cluster::watches::SharedWatch;
 use crate::controllers::metered::Metered;
 use crate::crd::common::NamespacedSecretRef;
@@ -56,7 +56,10 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
         Some(_) => deleting(&ctx, &node).await.map(Err),
         None => hold(&ctx, &node).await.map(Ok),
     };
-    let held = match guarded {
+    let Held {
+        secrets: held,
+        credentials_version,
+    } = match guarded {
         Ok(Ok(held)) => held,
         Ok(Err(action)) => {
             metered.success();
@@ -69,7 +72,7 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
     };
     let poll = Duration::from_secs(node.spec.poll_interval_seconds.max(5) as u64);
     let recorded = node.status.as_ref().map(|s| &s.held_secrets);
-    let version = match due(&ctx, &node, poll).await {
+    let version = match due(&ctx, &node, poll, &credentials_version) {
         Due::Now(version) => version,
         // Not probing now, but what the node holds changed: that is recorded at once.
         Due::In(wait) if recorded != Some(&held) => {
@@ -111,20 +114,31 @@ pub async fn reconcile(node: Arc<ProxmoxNode>, ctx: Arc<NodeCtx>) -> Result<Acti
     Ok(Action::requeue(poll))
 }
 
+/// What a live node holds now, for its status, and its credentials Secret's resourceVersion
+/// as read while taking hold of it (what its Proxmox client is built from).
+struct Held {
+    secrets: Vec<NamespacedSecretRef>,
+    credentials_version: String,
+}
+
 /// A live node: its finalizer on it, ours on the Secrets it references, and released from the
-/// Secrets it held before that no node references any more (a changed reference). Returns what
-/// it holds now, for its status.
-async fn hold(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Vec<NamespacedSecretRef>, NodeError> {
+/// Secrets it held before that no node references any more (a changed reference).
+async fn hold(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Held, NodeError> {
     let failed = |source| NodeError::Finalizer {
         name: node.name_any(),
         source,
     };
     finalize::hold_node(&ctx.kube, node).await.map_err(failed)?;
+    let creds = &node.spec.credentials_secret_ref;
+    let mut credentials_version = String::new();
     let mut held = BTreeSet::new();
     for key in finalize::referenced_secrets(&node.spec) {
         let Some(secret) = finalize::secret_meta(&ctx.kube, &key).await.map_err(failed)? else {
             continue;
         };
+        if key == (creds.namespace.clone(), creds.name.clone()) {
+            credentials_version = secret.metadata.resource_version.clone().unwrap_or_default();
+        }
         // A Secret being deleted takes no new finalizer (the API server refuses it); one that
         // already carries ours stays held.
         if secret.metadata.deletion_timestamp.is_none() {
@@ -152,10 +166,13 @@ async fn hold(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Vec<NamespacedSecretR
         tracing::debug!(node = %node.name_any(), "nodes' cache not ready yet: Secret releases next time");
         held.extend(before);
     }
-    Ok(held
-        .into_iter()
-        .map(|(namespace, name)| NamespacedSecretRef { name, namespace })
-        .collect())
+    Ok(Held {
+        secrets: held
+            .into_iter()
+            .map(|(namespace, name)| NamespacedSecretRef { name, namespace })
+            .collect(),
+        credentials_version,
+    })
 }
 
 /// Takes our finalizer off each of these Secrets (read again: the recorded list may be older).
@@ -222,16 +239,15 @@ async fn deleting(ctx: &NodeCtx, node: &ProxmoxNode) -> Result<Action, NodeError
 /// Whether a probe is due: its status write comes back as a watch event, which must not probe
 /// again before the poll interval unless the spec or the credentials Secret changed.
 enum Due {
-    /// Probe now, with a client built from this Secret version (read once here).
-    Now(Result<String, ConnectError>),
+    /// Probe now, with a client built from this key (see [`ClientCache::key`]).
+    Now(String),
     /// Not before this long.
     In(Duration),
 }
 
-async fn due(ctx: &NodeCtx, node: &ProxmoxNode, poll: Duration) -> Due {
+fn due(ctx: &NodeCtx, node: &ProxmoxNode, poll: Duration, credentials_version: &str) -> Due {
     let uid = node.metadata.uid.clone().unwrap_or_default();
-    let version = ctx.clients.version(&ctx.kube, node).await;
-    let key = version.as_ref().map(String::clone).unwrap_or_default();
+    let key = ClientCache::key(node, credentials_version);
     let mut probed = ctx.probed.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((at, v)) = probed.get(&uid)
         && *v == key
@@ -239,8 +255,8 @@ async fn due(ctx: &NodeCtx, node: &ProxmoxNode, poll: Duration) -> Due {
     {
         return Due::In(poll - at.elapsed());
     }
-    probed.insert(uid, (Instant::now(), key));
-    Due::Now(version)
+    probed.insert(uid, (Instant::now(), key.clone()));
+    Due::Now(key)
 }
 
 async fn publish_transitions(ctx: &NodeCtx, node: &ProxmoxNode, status: &ProxmoxNodeStatus) {
