@@ -2,18 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
+use test_world::kubectl;
 
 use crate::Args;
 use crate::probes::{self, is_task_poll};
@@ -21,7 +19,6 @@ use crate::procs::{Watched, memory_kib};
 
 const NAMESPACE: &str = "lxc-operator";
 const TENANT: &str = "bench";
-const CHART: &str = "charts/lxc-operator";
 const TEMPLATE: &str = "bench-debian";
 /// pve-sim's `--realistic` durations (`pve_sim::config::REALISTIC_TASK_MS`, `set_realistic`).
 const CREATE_S: f64 = 8.0;
@@ -99,7 +96,7 @@ pub async fn run(n: usize, args: &Args) -> anyhow::Result<()> {
     for ns in [NAMESPACE, TENANT] {
         kubectl(cp, &["create", "namespace", ns], None)?;
     }
-    let kubeconfig = chart_identity(cp, &admin, &dir).await?;
+    let (kubeconfig, _) = test_world::chart_identity(cp, &admin, NAMESPACE, "bench", &dir).await?;
 
     say(
         started,
@@ -665,107 +662,4 @@ async fn apply_world(
         .create(&PostParams::default(), &template)
         .await?;
     Ok(())
-}
-
-/// Runs kubectl with the admin kubeconfig, feeding `stdin`; fails with its error output.
-fn kubectl(cp: &test_world::ControlPlane, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
-    use std::io::Write;
-    let mut child = cp
-        .kubectl()
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Applies the chart's CRDs and RBAC (`helm template`) and writes a kubeconfig holding a token
-/// of its ServiceAccount: the operator's own identity, as in `make demo`.
-async fn chart_identity(
-    cp: &test_world::ControlPlane,
-    admin: &kube::Client,
-    dir: &Path,
-) -> anyhow::Result<PathBuf> {
-    let chart = test_world::repo_root().join(CHART);
-    let out = Command::new(&cp.binaries.helm)
-        .args(["template", "lxc-operator"])
-        .arg(&chart)
-        .args(["--namespace", NAMESPACE])
-        .output()
-        .context("helm template")?;
-    if !out.status.success() {
-        bail!("helm template: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let rendered = String::from_utf8(out.stdout)?;
-    let mut keep = Vec::new();
-    let mut account = None;
-    for doc in serde_yaml_ng::Deserializer::from_str(&rendered) {
-        let v: Value = serde::Deserialize::deserialize(doc)?;
-        let kind = v["kind"].as_str().unwrap_or_default();
-        if [
-            "CustomResourceDefinition",
-            "ServiceAccount",
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "Role",
-            "RoleBinding",
-        ]
-        .contains(&kind)
-        {
-            if kind == "ServiceAccount" {
-                account = v["metadata"]["name"].as_str().map(str::to_string);
-            }
-            keep.push(serde_yaml_ng::to_string(&v)?);
-        }
-    }
-    let account = account.context("the chart renders no ServiceAccount")?;
-    kubectl(
-        cp,
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        Some(&keep.join("---\n")),
-    )?;
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: Vec::new(),
-            expiration_seconds: Some(24 * 3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), NAMESPACE)
-        .create_token_request(&account, &PostParams::default(), &request)
-        .await?
-        .status
-        .context("no token in the TokenRequest's answer")?
-        .token;
-    let path = dir.join("operator.kubeconfig");
-    let ca = dir.join("ca.crt");
-    std::fs::write(&ca, &cp.ca_pem)?;
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: bench\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
-             users:\n- name: operator\n  user:\n    token: {token}\n\
-             contexts:\n- name: bench\n  context:\n    cluster: bench\n    user: operator\n    namespace: {NAMESPACE}\ncurrent-context: bench\n",
-            cp.url,
-            ca.display()
-        ),
-    )?;
-    Ok(path)
 }

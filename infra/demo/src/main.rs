@@ -14,15 +14,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
-use serde_json::Value;
+use test_world::{CHART, kubectl};
 
 /// Where the operator runs and its Lease lives (the examples' Secrets live there too).
 const NAMESPACE: &str = "lxc-operator";
-const CHART: &str = "charts/lxc-operator";
 const KINDS: [&str; 3] = ["ProxmoxNode", "LxcTemplate", "LxcContainer"];
 
 #[tokio::main]
@@ -44,20 +41,10 @@ async fn main() -> anyhow::Result<()> {
     let dir = test_world::scratch_dir("demo")?;
     kubectl(cp, &["create", "namespace", NAMESPACE], None)?;
 
-    let kubeconfig = match chart_identity(cp, &admin, &dir).await? {
-        Some((path, sa)) => {
-            say(&format!(
-                "CRDs and RBAC applied from {CHART} (helm template); the operator runs as ServiceAccount {NAMESPACE}/{sa}"
-            ));
-            path
-        }
-        None => {
-            say(&format!(
-                "{CHART} not found: the operator runs with the admin kubeconfig"
-            ));
-            cp.kubeconfig.clone()
-        }
-    };
+    let (kubeconfig, sa) = test_world::chart_identity(cp, &admin, NAMESPACE, "demo", &dir).await?;
+    say(&format!(
+        "CRDs and RBAC applied from {CHART} (helm template); the operator runs as ServiceAccount {NAMESPACE}/{sa}"
+    ));
 
     say("starting pve-sim (pve1, pve2, pve3) and the SSH stand-in");
     let roots = dir.join("roots");
@@ -211,113 +198,6 @@ async fn main() -> anyhow::Result<()> {
     say("stopping");
     operator.kill()?;
     Ok(())
-}
-
-/// Runs kubectl with the admin kubeconfig, feeding `stdin`; fails with its error output.
-fn kubectl(cp: &test_world::ControlPlane, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
-    use std::io::Write;
-    let mut child = cp
-        .kubectl()
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Renders the chart with real `helm template`, applies its CRDs and RBAC, and writes a
-/// kubeconfig holding a token of its ServiceAccount; `None` without a chart.
-async fn chart_identity(
-    cp: &test_world::ControlPlane,
-    admin: &kube::Client,
-    dir: &Path,
-) -> anyhow::Result<Option<(PathBuf, String)>> {
-    let chart = test_world::repo_root().join(CHART);
-    if !chart.join("Chart.yaml").exists() {
-        return Ok(None);
-    }
-    let out = std::process::Command::new(&cp.binaries.helm)
-        .args(["template", "lxc-operator"])
-        .arg(&chart)
-        .args(["--namespace", NAMESPACE])
-        .output()
-        .context("helm template")?;
-    if !out.status.success() {
-        bail!("helm template: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let rendered = String::from_utf8(out.stdout)?;
-    let mut keep = Vec::new();
-    let mut account = None;
-    for doc in serde_yaml_ng::Deserializer::from_str(&rendered) {
-        let v: Value = serde::Deserialize::deserialize(doc)?;
-        let kind = v["kind"].as_str().unwrap_or_default();
-        // What the API server can hold without a kubelet: the CRDs, the identity and its RBAC.
-        if [
-            "CustomResourceDefinition",
-            "ServiceAccount",
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "Role",
-            "RoleBinding",
-        ]
-        .contains(&kind)
-        {
-            if kind == "ServiceAccount" {
-                account = v["metadata"]["name"].as_str().map(str::to_string);
-            }
-            keep.push(serde_yaml_ng::to_string(&v)?);
-        }
-    }
-    let account = account.context("the chart renders no ServiceAccount")?;
-    kubectl(
-        cp,
-        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
-        Some(&keep.join("---\n")),
-    )?;
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: Vec::new(),
-            expiration_seconds: Some(24 * 3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), NAMESPACE)
-        .create_token_request(&account, &PostParams::default(), &request)
-        .await?
-        .status
-        .context("no token in the TokenRequest's answer")?
-        .token;
-    let path = dir.join("operator.kubeconfig");
-    let ca = dir.join("ca.crt");
-    std::fs::write(&ca, &cp.ca_pem)?;
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: demo\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
-             users:\n- name: operator\n  user:\n    token: {token}\n\
-             contexts:\n- name: demo\n  context:\n    cluster: demo\n    user: operator\n    namespace: {NAMESPACE}\ncurrent-context: demo\n",
-            cp.url,
-            ca.display()
-        ),
-    )?;
-    Ok(Some((path, account)))
 }
 
 /// Starts `lxc-operator run` (built beside this program) with `kubeconfig`.

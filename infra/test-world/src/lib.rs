@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod binaries;
+mod chart;
 mod control_plane;
 mod examples;
 mod pki;
@@ -18,6 +19,7 @@ mod redis;
 mod sshd;
 
 pub use binaries::{Binaries, kstatus_check, promcheck, repo_root};
+pub use chart::{CHART, chart_identity, kubectl};
 pub use control_plane::{ControlPlane, control_plane};
 pub use examples::{ExampleTarget, examples};
 pub use postgres::{Postgres, PrivatePostgres, postgres};
