@@ -33,21 +33,7 @@ impl Watched {
             .stderr(file)
             .spawn()
             .with_context(|| format!("start {name}: {cmd:?}"))?;
-        let script = r#"
-            while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-            kill -TERM "$2" 2>/dev/null
-            for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$2" 2>/dev/null || break; sleep 0.3; done
-            kill -KILL "$2" 2>/dev/null
-        "#;
-        Command::new("sh")
-            .args(["-c", script, "watchdog"])
-            .arg(std::process::id().to_string())
-            .arg(child.id().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start watchdog")?;
+        test_world::watchdog(child.id(), None)?;
         Ok(Self { name, child })
     }
 

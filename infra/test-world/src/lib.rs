@@ -23,7 +23,7 @@ pub use chart::{CHART, chart_identity, kubectl};
 pub use control_plane::{ControlPlane, control_plane};
 pub use examples::{ExampleTarget, examples};
 pub use postgres::{Postgres, PrivatePostgres, postgres};
-pub use process::{free_port, scratch_dir};
+pub use process::{free_port, scratch_dir, watchdog};
 pub use pve_host::authorize_pve_host;
 pub use redis::{PrivateRedis, Redis, redis};
 pub use sshd::{Sshd, sshd};

@@ -33,24 +33,31 @@ pub fn spawn_watched(name: &str, mut cmd: Command, dir: &Path) -> anyhow::Result
         .stderr(log)
         .spawn()
         .with_context(|| format!("start {name}: {cmd:?}"))?;
+    watchdog(child.id(), Some(dir))?;
+    Ok(child)
+}
+
+/// Starts a watchdog that stops process `pid` (TERM, then KILL 3 s later) and removes `dir`,
+/// if any, as soon as this process has exited, however it ended.
+pub fn watchdog(pid: u32, dir: Option<&Path>) -> anyhow::Result<()> {
     let script = r#"
         while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
         kill -TERM "$2" 2>/dev/null
         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$2" 2>/dev/null || break; sleep 0.3; done
         kill -KILL "$2" 2>/dev/null
-        rm -rf "$3"
+        [ -n "$3" ] && rm -rf "$3"
     "#;
     Command::new("sh")
         .args(["-c", script, "watchdog"])
         .arg(std::process::id().to_string())
-        .arg(child.id().to_string())
-        .arg(dir)
+        .arg(pid.to_string())
+        .arg(dir.map(Path::as_os_str).unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .context("start watchdog")?;
-    Ok(child)
+    Ok(())
 }
 
 /// Polls `ready` until it returns true, failing with the server's log tail after `timeout`.
