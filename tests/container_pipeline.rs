@@ -1134,6 +1134,30 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
             .map(|n| w.container(n, json!({"nodeRef": w.nodes[0]}))),
     )
     .await;
+    // A template download is a task like the others: applied while both slots are taken and
+    // containers wait for one, it waits too.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    'full: loop {
+        for n in &names {
+            let ct = w.api().get(n).await.unwrap();
+            if reason(&ct, "Ready").as_deref() == Some("WaitingForTaskSlot") {
+                break 'full;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no container ever waited for a slot"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let template = format!("{}-alpine", w.ns);
+    support::apply(
+        &w.kube,
+        json!({"apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate", "metadata": {"name": template},
+               "spec": {"osTemplate": {"volid": "local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz",
+                                       "source": {"appliance": "alpine-3.22-default_20250617_amd64.tar.xz"}}}}),
+    )
+    .await;
     let mut waited = false;
     for n in &names {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
@@ -1156,10 +1180,37 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
+    let templates: Api<lxc_operator::crd::LxcTemplate> = Api::all(w.kube.clone());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let t = templates.get(&template).await.unwrap();
+        let ready = t.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        if ready {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "template never Ready: {:?}",
+            t.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        w.sim
+            .admin()
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/aplinfo")),
+        "the template was downloaded"
+    );
     assert_eq!(
         w.sim.admin().peak_running_tasks("pve1"),
         2,
-        "at most two tasks at once, and the two used"
+        "at most two tasks at once (creates, starts and the download), and the two used"
     );
     assert!(waited, "a container said it waits for a task slot");
 }

@@ -75,9 +75,10 @@ pub struct ProxmoxNodeSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN)))]
     pub allowed_namespaces: Vec<String>,
-    /// At most this many of the operator's tasks (create, start, stop, migrate...) in flight at
-    /// once on the node, each counted from the call that starts it until the operator sees it
-    /// end; a container whose task must wait says so (`WaitingForTaskSlot`).
+    /// At most this many of the operator's tasks (create, start, stop, migrate, template
+    /// download...) in flight at once on the node, each counted from the call that starts it
+    /// until the operator sees it end; a container whose task must wait says so
+    /// (`WaitingForTaskSlot`), and so does a template's line for the node.
     #[serde(default = "default_max_concurrent_tasks")]
     #[schemars(range(min = 1, max = 64))]
     pub max_concurrent_tasks: i32,

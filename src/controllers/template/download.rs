@@ -14,6 +14,9 @@ pub enum Refused {
     AuditUnavailable(String),
     /// This replica may no longer act.
     Fenced(String),
+    /// The node runs as many of this operator's tasks as `maxConcurrentTasks` allows: the
+    /// download waits for one to end (it is a task like a create, on the same storage).
+    Busy { busy: usize, limit: usize },
     /// Proxmox refused it.
     Proxmox(String),
 }
@@ -24,6 +27,9 @@ impl Refused {
         match self {
             Self::AuditUnavailable(e) => format!("audit store unavailable, download not started: {e}"),
             Self::Fenced(e) => format!("download not started: {e}"),
+            Self::Busy { busy, limit } => format!(
+                "download waits: the node runs {busy} of this operator's tasks (maxConcurrentTasks {limit})"
+            ),
             Self::Proxmox(e) => e.clone(),
         }
     }
@@ -71,8 +77,16 @@ pub async fn start(
     let Some(download) = mutation(template, node, action) else {
         return Ok(None);
     };
+    let Some(slot) = client.task_slots().claim() else {
+        let (busy, limit) = client.task_slots().busy();
+        return Err(Refused::Busy { busy, limit });
+    };
     match actor.proxmox_task(client, "download", &download).await {
-        Ok(upid) => Ok(Some(upid.to_string())),
+        Ok(upid) => {
+            let upid = upid.to_string();
+            slot.started(&upid);
+            Ok(Some(upid))
+        }
         Err(ActError::AuditUnavailable(e)) => Err(Refused::AuditUnavailable(e.to_string())),
         Err(ActError::Fenced(f)) => Err(Refused::Fenced(f.to_string())),
         Err(ActError::Call(e)) => Err(Refused::Proxmox(e.to_string())),

@@ -58,7 +58,10 @@ pub async fn reconcile(template: Arc<LxcTemplate>, ctx: Arc<TemplateCtx>) -> Res
         metered.error("Fenced");
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
-    let downloading = lines.iter().any(|l| l.downloading);
+    // A download in flight, or one waiting for a task slot: look again soon.
+    let downloading = lines
+        .iter()
+        .any(|l| l.downloading || matches!(l.refused, Some(Refused::Busy { .. })));
     let status = next_status(&template, digest, lines, Timestamp::now());
     publish_transition(&ctx, &template, &status).await;
     if template.status.as_ref() != Some(&status)
@@ -124,7 +127,11 @@ async fn on_node(
     {
         Ok(started) => (started, action, None),
         Err(refused) => {
-            tracing::warn!(template = %template.name_any(), node = %name, message = %refused.message(), "download not started");
+            if matches!(refused, Refused::Busy { .. }) {
+                tracing::debug!(template = %template.name_any(), node = %name, message = %refused.message(), "download waits for a task slot");
+            } else {
+                tracing::warn!(template = %template.name_any(), node = %name, message = %refused.message(), "download not started");
+            }
             let report = NodeAction::Report {
                 message: refused.message(),
             };
