@@ -4,9 +4,10 @@
 //! (RSS before and after the caches are loaded), prints a table and writes it, with the
 //! machine, to `bench-results/page.txt`. Run with `make bench-page`; not part of `make test`.
 //!
-//! The caches are loaded directly (`PageCaches::from_stores`, the same reflector stores the
-//! watches fill) with synthetic objects shaped like the operator's: with status, conditions,
-//! VMID, node and address, so every view has its real work to do.
+//! The caches are loaded directly (`PageCaches::from_stores` and its `ContainerWriter`, the same
+//! stores and overview index the watches fill, through the same events) with synthetic objects
+//! shaped like the operator's: with status, conditions, VMID, node and address, so every view
+//! has its real work to do.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -227,13 +228,16 @@ async fn main() {
     eprintln!("{AUDIT_ROWS} audit calls written in {filled:.1?}");
 
     let before = rss_kib();
-    let objects: Vec<LxcContainer> = (0..CONTAINERS).map(container).collect();
-    let containers = store(objects);
-    let caches = PageCaches::from_stores(
+    let (caches, mut containers) = PageCaches::from_stores(
         store((0..NODES).map(node).collect()),
         store((0..3).map(template).collect()),
-        containers,
     );
+    // As the page's watch fills them: a listing, applied to the store and the overview's index.
+    containers.apply(&Event::Init);
+    for i in 0..CONTAINERS {
+        containers.apply(&Event::InitApply(container(i)));
+    }
+    containers.apply(&Event::InitDone);
     let after = rss_kib();
     let per_container = (after.saturating_sub(before) as f64 * 1024.0) / CONTAINERS as f64;
 

@@ -3,7 +3,8 @@
 //! real headless Chromium renders them (DOM dumps and screenshots, kept under the target dir).
 //! Checked: real objects shown, a `<script>` in a description rendered inert, no secret value
 //! on any page, only GET/HEAD, the security headers, the bearer token, an SSE update after a
-//! status change, and the audit trail's keyset pages on Postgres and SQLite.
+//! status change, the overview's counts following creates, updates and deletes, and the audit
+//! trail's keyset pages on Postgres and SQLite.
 
 mod support;
 
@@ -429,6 +430,67 @@ async fn a_status_change_reaches_the_event_stream_and_the_page() {
         }
     }
     panic!("no SSE change for the container (stream: {seen:?})");
+}
+
+/// The count the overview shows for `phase` (`None` when the phase has no container).
+fn phase_count(overview: &str, phase: &str) -> Option<usize> {
+    let head = format!("id=\"phase-{phase}\">{phase} <span class=\"count\">");
+    let rest = overview.split(&head).nth(1)?;
+    rest.split('<').next()?.parse().ok()
+}
+
+/// The `N managed` figure on the card of node `node`.
+fn managed(overview: &str, node: &str) -> Option<usize> {
+    let card = overview.split(&format!("href=\"/nodes/{node}\"")).nth(1)?;
+    let before = card.split(" managed").next()?;
+    before.rsplit("· ").next()?.parse().ok()
+}
+
+/// Waits until the overview at `url` shows `want` (phase counts, then the node card's count).
+async fn overview_showing(url: &str, node: &str, want: &[(&str, Option<usize>)], managed_want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, _, body) = get(url).await;
+        let seen: Vec<(&str, Option<usize>)> =
+            want.iter().map(|(p, _)| (*p, phase_count(&body, p))).collect();
+        if seen == want && managed(&body, node) == Some(managed_want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} never showed {want:?} and {managed_want} managed on {node}; it shows {seen:?} and {:?}",
+            managed(&body, node)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The overview's counts come from an index the page keeps as watch events arrive: each change
+/// of a real object (created, Ready, stopped, deleted) must move them, through the real watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_counts_follow_creates_updates_and_deletes() {
+    let (addr, _) = page();
+    let w = World::new("pagecount", &["pve1"], |c| c).await;
+    let node = &w.nodes[0];
+    let url = format!("http://{addr}/?namespace={}", w.ns);
+    for name in ["one", "two"] {
+        w.container(name, json!({"nodeRef": node})).await;
+    }
+    w.ready("one").await;
+    w.ready("two").await;
+    overview_showing(&url, node, &[("Ready", Some(2)), ("Stopped", None)], 2).await;
+
+    w.patch_spec("two", json!({"powerState": "Stopped"})).await;
+    overview_showing(&url, node, &[("Ready", Some(1)), ("Stopped", Some(1))], 2).await;
+
+    w.delete("one").await;
+    let gone = [("Ready", None), ("Deleting", None), ("Stopped", Some(1))];
+    overview_showing(&url, node, &gone, 1).await;
+    let (_, _, body) = get(&url).await;
+    assert!(
+        body.contains(&format!("{}/two", w.ns)) && !body.contains(&format!("{}/one", w.ns)),
+        "{body}"
+    );
 }
 
 /// Headless Chromium holding one page open (no dump, no screenshot: it stays until dropped), its

@@ -3,14 +3,15 @@
 //! view, and the same on a replica that does not lead. Live through server-sent events
 //! (`/events`) and one small external script; without JavaScript it is plain pages.
 //!
-//! `caches` owns the watches and the change feed, `server` the routes and the security rules
-//! (GET and HEAD only, optional bearer token, CSP and friends), `filter` the query parameters,
-//! `views` the HTML.
+//! `caches` owns the watches and the change feed, `index` the overview's container index kept
+//! with them, `server` the routes and the security rules (GET and HEAD only, optional bearer
+//! token, CSP and friends), `filter` the query parameters, `views` the HTML.
 
 pub mod caches;
 pub mod filter;
+mod index;
 pub mod server;
 mod views;
 
-pub use caches::{Change, PageCaches};
+pub use caches::{Change, ContainerWriter, PageCaches};
 pub use server::{PageState, router, serve};

@@ -2,7 +2,6 @@
 //! template (Ready, digest, availability per node), and the containers grouped by phase with
 //! counts, filtered by namespace, node, phase and a name search.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kube::ResourceExt;
@@ -11,23 +10,11 @@ use maud::{Markup, html};
 use super::layout::{condition_status, page, phase_badge, short_digest, status_badge};
 use super::parts::{capacity_bars, container_table};
 use super::svg::{histogram, latency};
-use crate::crd::{LxcContainer, ProxmoxNode};
+use crate::crd::ProxmoxNode;
 use crate::observe::latency::{LatencyHistory, Series};
 use crate::page::caches::PageCaches;
-use crate::page::filter::{ContainerFilter, encode, phase_of};
-
-/// The phases in the order the pipeline walks them (anything else after them).
-const PHASES: [&str; 9] = [
-    "Failed",
-    "Pending",
-    "Creating",
-    "Configuring",
-    "Starting",
-    "Provisioning",
-    "Ready",
-    "Stopped",
-    "Deleting",
-];
+use crate::page::filter::{ContainerFilter, encode};
+use crate::page::index::{NodeTally, PHASES};
 
 /// Rows shown per phase: the page stays small and fast with ten thousand containers; the
 /// filters reach the rest.
@@ -38,26 +25,19 @@ pub fn render(caches: &PageCaches, filter: &ContainerFilter, latencies: Option<&
     nodes.sort_by_key(|n| n.name_any());
     let mut templates = caches.templates.state();
     templates.sort_by_key(|t| t.name_any());
-    let all = caches.containers.state();
-    let mut by_phase: BTreeMap<usize, (String, Vec<Arc<LxcContainer>>)> = BTreeMap::new();
-    // Borrowed and deduplicated as they come: ten thousand containers share a few namespaces.
-    let namespaces: Vec<String> = all
-        .iter()
-        .filter_map(|c| c.metadata.namespace.as_deref())
-        .collect::<std::collections::BTreeSet<&str>>()
-        .into_iter()
-        .map(String::from)
-        .collect();
-    for ct in all.iter().filter(|c| filter.matches(c)) {
-        let phase = phase_of(ct);
-        let rank = PHASES.iter().position(|p| *p == phase).unwrap_or(PHASES.len());
-        by_phase
-            .entry(rank)
-            .or_insert_with(|| (phase.to_string(), Vec::new()))
-            .1
-            .push(ct.clone());
-    }
-    let shown: usize = by_phase.values().map(|(_, v)| v.len()).sum();
+    // What the page shows of the containers, taken from the index under one short read lock.
+    let (total, by_phase, namespaces, tallies, to_ready) = {
+        let index = caches.index();
+        let tallies: Vec<NodeTally> = nodes.iter().map(|n| index.on_node(&n.name_any())).collect();
+        (
+            index.total(),
+            index.select(filter, ROWS_PER_PHASE),
+            index.namespaces(),
+            tallies,
+            index.ready_after(),
+        )
+    };
+    let shown: usize = by_phase.iter().map(|p| p.count).sum();
     page(
         "Overview",
         "node/ template/ container/",
@@ -67,7 +47,7 @@ pub fn render(caches: &PageCaches, filter: &ContainerFilter, latencies: Option<&
                 h2 { "Proxmox nodes " span .count { (nodes.len()) } }
                 @if nodes.is_empty() { p .muted { "No ProxmoxNode yet." } }
                 div .cards {
-                    @for n in &nodes { (node_card(n, &all)) }
+                    @for (n, tally) in nodes.iter().zip(&tallies) { (node_card(n, *tally)) }
                 }
             }
             section {
@@ -90,7 +70,6 @@ pub fn render(caches: &PageCaches, filter: &ContainerFilter, latencies: Option<&
                     } }
                 }
             }
-            @let to_ready = time_to_ready(&all);
             @if !to_ready.is_empty() {
                 section {
                     h2 { "Time to Ready" }
@@ -109,21 +88,19 @@ pub fn render(caches: &PageCaches, filter: &ContainerFilter, latencies: Option<&
                 }
             }
             section {
-                h2 { "Containers " span .count { (shown) @if shown != all.len() { " of " (all.len()) } } }
+                h2 { "Containers " span .count { (shown) @if shown != total { " of " (total) } } }
                 (filter_form(filter, &namespaces, &nodes))
                 @if by_phase.is_empty() { p .muted { "No container matches." } }
                 p .phases {
-                    @for (phase, cts) in by_phase.values() {
-                        a href=(format!("#phase-{phase}")) { (phase_badge(phase)) " " (cts.len()) }
+                    @for p in &by_phase {
+                        a href=(format!("#phase-{}", p.phase)) { (phase_badge(&p.phase)) " " (p.count) }
                     }
                 }
-                @for (phase, cts) in by_phase.values() {
-                    h3 id=(format!("phase-{phase}")) { (phase) " " span .count { (cts.len()) } }
-                    @if cts.len() > ROWS_PER_PHASE {
-                        (container_table(&first_by_name(cts, ROWS_PER_PHASE)))
-                        p .muted { (cts.len() - ROWS_PER_PHASE) " more in " (phase) ": narrow the filter (namespace, node, name) to see them." }
-                    } @else {
-                        (container_table(cts))
+                @for p in &by_phase {
+                    h3 id=(format!("phase-{}", p.phase)) { (p.phase) " " span .count { (p.count) } }
+                    (container_table(&p.rows))
+                    @if p.count > p.rows.len() {
+                        p .muted { (p.count - p.rows.len()) " more in " (p.phase) ": narrow the filter (namespace, node, name) to see them." }
                     }
                 }
             }
@@ -131,24 +108,17 @@ pub fn render(caches: &PageCaches, filter: &ContainerFilter, latencies: Option<&
     )
 }
 
-fn node_card(n: &ProxmoxNode, containers: &[Arc<LxcContainer>]) -> Markup {
+fn node_card(n: &ProxmoxNode, tally: NodeTally) -> Markup {
     let status = n.status.clone().unwrap_or_default();
     let name = n.name_any();
-    let placed = containers
-        .iter()
-        .filter(|c| c.status.as_ref().and_then(|s| s.node.as_deref()) == Some(name.as_str()));
-    let tasks = placed
-        .clone()
-        .filter(|c| c.status.as_ref().is_some_and(|s| s.task.is_some()))
-        .count();
     html! {
         article .card {
             h3 { a href=(format!("/nodes/{}", encode(&name))) { (name) } " " (status_badge(condition_status(&status.conditions, "Ready"))) }
             p .muted {
                 "PVE " (status.pve_version.as_deref().unwrap_or("?"))
                 " · " (status.container_count.unwrap_or(0)) " on Proxmox"
-                " · " (placed.count()) " managed"
-                " · " (tasks) " tasks in flight"
+                " · " (tally.managed) " managed"
+                " · " (tally.tasks) " tasks in flight"
                 @if n.spec.cordoned { " · cordoned" }
             }
             @if let Some(cap) = &status.capacity { (capacity_bars(cap)) }
@@ -184,43 +154,6 @@ fn filter_form(filter: &ContainerFilter, namespaces: &[String], nodes: &[Arc<Pro
     }
 }
 
-/// Seconds from creation to the Ready condition's last transition, for containers Ready now
-/// (a container that went Ready, then not, then Ready again counts its latest transition).
-fn time_to_ready(containers: &[Arc<LxcContainer>]) -> Vec<i64> {
-    containers
-        .iter()
-        .filter_map(|c| {
-            let created = c.metadata.creation_timestamp.as_ref()?.0.as_second();
-            let ready = c
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Ready" && c.status == "True")?;
-            Some((ready.last_transition_time.0.as_second() - created).max(0))
-        })
-        .collect()
-}
-
-/// The first `n` containers by namespace and name: the `n` smallest picked in linear time,
-/// then only those sorted, comparing borrowed names (no copy per comparison).
-fn first_by_name(cts: &[Arc<LxcContainer>], n: usize) -> Vec<Arc<LxcContainer>> {
-    fn key(c: &LxcContainer) -> (&str, &str) {
-        let m = &c.metadata;
-        (
-            m.namespace.as_deref().unwrap_or_default(),
-            m.name.as_deref().unwrap_or_default(),
-        )
-    }
-    let mut sorted = cts.to_vec();
-    if n < sorted.len() {
-        sorted.select_nth_unstable_by(n, |a, b| key(a).cmp(&key(b)));
-        sorted.truncate(n);
-    }
-    sorted.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
-    sorted
-}
-
 #[cfg(test)]
 mod tests {
     use kube::runtime::reflector;
@@ -228,13 +161,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::crd::ProxmoxNode;
+    use crate::crd::{LxcContainer, ProxmoxNode};
 
     /// Ten thousand containers over 10 nodes and 20 namespaces in real stores.
     fn caches(n: usize) -> PageCaches {
         let (nodes, mut node_writer) = reflector::store::<ProxmoxNode>();
         let (templates, _) = reflector::store();
-        let (containers, mut ct_writer) = reflector::store::<LxcContainer>();
+        let (caches, mut ct_writer) = PageCaches::from_stores(nodes, templates);
         for i in 0..10 {
             let node: ProxmoxNode = serde_json::from_value(json!({
                 "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "ProxmoxNode",
@@ -254,9 +187,9 @@ mod tests {
                 "status": {"phase": phase, "node": format!("pve{}", i % 10), "vmid": 100 + i,
                            "ip": "10.0.0.1/24"}}))
             .unwrap();
-            ct_writer.apply_watcher_event(&Event::Apply(ct));
+            ct_writer.apply(&Event::Apply(ct));
         }
-        PageCaches::from_stores(nodes, templates, containers)
+        caches
     }
 
     #[test]

@@ -25,14 +25,15 @@ pub fn container_table(cts: &[Arc<LxcContainer>]) -> Markup {
             tbody {
                 @for c in &cts {
                     @let ns = c.namespace().unwrap_or_default();
-                    @let s = c.status.clone().unwrap_or_default();
+                    // Borrowed: a row reads four fields of a status it need not copy.
+                    @let s = c.status.as_ref();
                     tr {
                         td { a href=(format!("/containers/{}/{}", encode(&ns), encode(&c.name_any()))) { (ns) "/" (c.name_any()) } }
                         td { (phase_badge(phase_of(c))) }
-                        td { (s.node.as_deref().or(c.spec.node_ref.as_deref()).unwrap_or("—")) }
-                        td { @if let Some(v) = s.vmid { (v) } @else { "—" } }
-                        td { (s.ip.as_deref().unwrap_or("—")) }
-                        td .msg { (s.conditions.iter().find(|c| c.type_ == "Ready" && c.status != "True").map(|c| c.reason.as_str()).unwrap_or("")) }
+                        td { (s.and_then(|s| s.node.as_deref()).or(c.spec.node_ref.as_deref()).unwrap_or("—")) }
+                        td { @if let Some(v) = s.and_then(|s| s.vmid) { (v) } @else { "—" } }
+                        td { (s.and_then(|s| s.ip.as_deref()).unwrap_or("—")) }
+                        td .msg { (s.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready" && c.status != "True")).map(|c| c.reason.as_str()).unwrap_or("")) }
                     }
                 }
             }

@@ -66,15 +66,16 @@ pub fn timeline(conditions: &[Condition]) -> Markup {
     }
 }
 
-/// A histogram of durations in seconds (e.g. time to Ready), in buckets that double from 5 s;
-/// the count above each bar.
-pub fn histogram(title: &str, seconds: &[i64]) -> Markup {
+/// A histogram of durations in seconds (e.g. time to Ready), given as (seconds, how many took
+/// that long), in buckets that double from 5 s; the count above each bar.
+pub fn histogram(title: &str, seconds: &[(i64, usize)]) -> Markup {
     const BOUNDS: [i64; 8] = [5, 10, 20, 40, 80, 160, 320, 640];
     let mut counts = [0usize; BOUNDS.len() + 1];
-    for s in seconds {
+    for (s, n) in seconds {
         let i = BOUNDS.iter().position(|b| s <= b).unwrap_or(BOUNDS.len());
-        counts[i] += 1;
+        counts[i] += n;
     }
+    let total: usize = counts.iter().sum();
     let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let label = |i: usize| match BOUNDS.get(i) {
         Some(b) => format!("≤{}", super::layout::duration(*b)),
@@ -82,7 +83,7 @@ pub fn histogram(title: &str, seconds: &[i64]) -> Markup {
     };
     html! {
         svg class="histogram" viewBox="0 0 450 130" role="img" {
-            title { (title) ": " (seconds.len()) " containers" }
+            title { (title) ": " (total) " containers" }
             @for (i, n) in counts.iter().enumerate() {
                 @let h = (*n as f64 / max * 80.0).round();
                 @let x = 10 + i as i64 * 48;
@@ -211,7 +212,7 @@ mod tests {
 
     #[test]
     fn the_histogram_counts_each_duration_in_its_doubling_bucket() {
-        let svg = histogram("t", &[1, 5, 6, 30, 30, 30, 5000]).into_string();
+        let svg = histogram("t", &[(1, 1), (5, 1), (6, 1), (30, 3), (5000, 1)]).into_string();
         // ≤5s: 2, ≤10s: 1, ≤40s: 3, >640s... the last bucket: 1.
         let counts: Vec<&str> = svg
             .split("text-anchor=\"middle\">")
@@ -220,6 +221,7 @@ mod tests {
             .map(|s| s.split('<').next().unwrap())
             .collect();
         assert_eq!(counts, ["2", "1", "0", "3", "0", "0", "0", "0", "1"]);
+        assert!(svg.contains("t: 7 containers"), "{svg}");
     }
 
     #[test]
