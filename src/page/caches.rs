@@ -176,7 +176,11 @@ fn spawn_watch<K>(
         + Sync
         + 'static,
 {
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        // The page shows nothing of who wrote which field; managed fields are most of a small
+        // object (the operator's status writes list every condition field).
+        .modify(|o| o.meta_mut().managed_fields = None);
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
