@@ -1213,4 +1213,23 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
         "at most two tasks at once (creates, starts and the download), and the two used"
     );
     assert!(waited, "a container said it waits for a task slot");
+    // Waiting for a slot costs no Proxmox call: the slot is claimed before the walk reads
+    // anything (each container waited several seconds, retrying every second).
+    let per_container: BTreeMap<String, usize> = w
+        .sim
+        .admin()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/lxc/"))
+        .filter(|r| !r.path.contains("/tasks/"))
+        .filter_map(|r| Some(r.path.split('/').nth(4)?.to_string()))
+        .fold(BTreeMap::new(), |mut m, vmid| {
+            *m.entry(vmid).or_default() += 1;
+            m
+        });
+    println!("container reads per VMID: {per_container:?}");
+    assert!(
+        per_container.values().all(|&n| n <= 4),
+        "reads while waiting for a slot: {per_container:?}"
+    );
 }

@@ -277,7 +277,7 @@ async fn start_create(
         node: node.clone(),
         create: Box::new(create),
     };
-    let slot = super::run::claim_task_slot(&target.client, phase::CREATED)?;
+    let slot = run.task_slot(&target.client, phase::CREATED)?;
     let upid = run
         .actor()
         .proxmox_task(&target.client, "create", &creation)

@@ -107,6 +107,7 @@ async fn reconcile_live(
 async fn walk(run: &mut Run<'_>, provisioner: Option<&dyn Provisioner>) -> Result<(), Halt> {
     let target = resolve::resolve(run).await?;
     settle::settle(run, &target.client).await?;
+    run.claim_expected_slot(&target.client)?;
     let vmid = allocate::allocate(run, &target).await?;
     let desired = create::desired(run, &target, vmid);
     let config = create::create(run, &target, &desired).await?;

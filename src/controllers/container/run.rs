@@ -56,6 +56,9 @@ pub struct Run<'a> {
     pub fresh_vmid: bool,
     /// The action of the task this walk found finished.
     pub finished: Option<String>,
+    /// A task slot claimed at the start of the walk for the task it expects to start (see
+    /// [`Run::claim_expected_slot`]); the call that starts a task takes it.
+    slot: std::sync::Mutex<Option<crate::proxmox::slots::TaskSlot>>,
 }
 
 impl<'a> Run<'a> {
@@ -91,6 +94,7 @@ impl<'a> Run<'a> {
             lock_handle: None,
             fresh_vmid: false,
             finished: None,
+            slot: Default::default(),
         }
     }
 
@@ -156,7 +160,7 @@ impl<'a> Run<'a> {
         condition: &'static str,
         mutation: Mutation,
     ) -> Result<Upid, Halt> {
-        let slot = claim_task_slot(client, condition)?;
+        let slot = self.task_slot(client, condition)?;
         let upid = self
             .actor
             .proxmox_task(client, phase, &mutation)
@@ -164,6 +168,43 @@ impl<'a> Run<'a> {
             .map_err(|e| Halt::acted(condition, &e))?;
         slot.started(&upid.to_string());
         Ok(upid)
+    }
+
+    /// Claims the node's task slot up front when the walk's next step is a task a rollout
+    /// cannot skip — a create (nothing created yet) or the first start (created, asked to run,
+    /// never powered) — so that waiting for a slot (`WaitingForTaskSlot`, all of the node's
+    /// slots held by tasks in flight) costs no Proxmox call at all. An unused claim is given
+    /// back when the walk ends.
+    pub fn claim_expected_slot(&self, client: &ProxmoxClient) -> Result<(), Halt> {
+        if self.status.task.is_some() || self.finished.is_some() {
+            return Ok(());
+        }
+        let condition = if !self.was(phase::CREATED) {
+            phase::CREATED
+        } else if !self.was(phase::POWERED)
+            && self.ct.spec.power_state == crate::crd::container::PowerState::Running
+            && self.before.phase.as_deref() != Some("Ready")
+        {
+            phase::POWERED
+        } else {
+            return Ok(());
+        };
+        let slot = claim_task_slot(client, condition)?;
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
+        Ok(())
+    }
+
+    /// The slot claimed up front, or one claimed now.
+    pub fn task_slot(
+        &self,
+        client: &ProxmoxClient,
+        condition: &'static str,
+    ) -> Result<crate::proxmox::slots::TaskSlot, Halt> {
+        let claimed = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match claimed {
+            Some(slot) => Ok(slot),
+            None => claim_task_slot(client, condition),
+        }
     }
 
     /// Makes a synchronous Proxmox change for this container; a failure halts at `condition`.
@@ -334,7 +375,7 @@ impl<'a> Run<'a> {
 
 /// One of the node's task slots (`maxConcurrentTasks`), or a short wait when all hold tasks in
 /// flight. Claimed before the audited call, so a wait leaves no audit row.
-pub fn claim_task_slot(
+fn claim_task_slot(
     client: &ProxmoxClient,
     condition: &'static str,
 ) -> Result<crate::proxmox::slots::TaskSlot, Halt> {
