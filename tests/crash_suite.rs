@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::World;
-use support::suite::{
-    OperatorProcess, OperatorSettings, Verdict, Workload, check_audit, converge, intent_windows,
-    redis_locks_left, sim_state,
-};
+use support::end_checks::{Verdict, check_audit, intent_windows, redis_locks_left, sim_state};
+use support::suite::{OperatorProcess, OperatorSettings, Workload, converge};
 
 fn env_num(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())

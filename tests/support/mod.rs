@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chart;
+pub mod end_checks;
 pub mod suite;
 
 use std::sync::OnceLock;
