@@ -136,11 +136,14 @@ impl IntentWindow {
     }
 }
 
+/// operation, node, vmid, intent ms, outcome ms (none: never written).
+type IntentRow = (String, Option<String>, Option<i64>, i64, Option<i64>);
+
 /// The namespace's audit intents with their call windows: from the intent (written before the
 /// call) to its outcome (written after it).
 pub async fn intent_windows(database_url: &str, ns: &str) -> Vec<IntentWindow> {
     let pool = sqlx::PgPool::connect(database_url).await.unwrap();
-    let rows: Vec<(String, Option<String>, Option<i64>, i64, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<IntentRow> = sqlx::query_as(
         "SELECT i.operation, i.node, i.vmid, \
                 floor(extract(epoch FROM i.at) * 1000)::bigint, \
                 ceil(extract(epoch FROM o.at) * 1000)::bigint \

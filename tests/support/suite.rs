@@ -195,14 +195,14 @@ impl Workload {
     /// random memory size.
     pub async fn create_up_to(&mut self, w: &World, rng: &mut impl rand::Rng, due: usize) {
         let due = due.min(self.names.len());
-        for name in self.names[self.asked.len().min(due)..due].to_vec() {
+        for name in &self.names[self.asked.len().min(due)..due] {
             let a = Asked {
                 node: rng.random_range(0..w.nodes.len()),
                 memory: MEMORIES[rng.random_range(0..MEMORIES.len())],
                 deleted: false,
             };
-            apply(w, &name, &a).await;
-            self.asked.insert(name, a);
+            apply(w, name, &a).await;
+            self.asked.insert(name.clone(), a);
         }
     }
 
