@@ -7,7 +7,8 @@
 //! once (while that node is away). Then the crash suite's end checks (every container as asked
 //! or gone, no duplicate, orphan, unaudited call or lock left held), plus: no mutating call
 //! reached Proxmox while the audit store was down unless its intent was written before it went
-//! (a call in flight, retried).
+//! (a call in flight, retried); no call begun once Redis had been away longer than a lock stays
+//! valid; the operator never exited; and the audit outage did hold calls back.
 //!
 //! CI size: 10 containers over a 60 s fault period. `FAULT_SUITE_FULL=1` (or `make proof`):
 //! 50 containers over 180 s, figures written to `bench-results/fault-suite.txt`.
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use faults::{Chaos, Outage, chaos, during_audit_outage, unreliable};
+use faults::{Chaos, Outage, begun_without_lock, chaos, during_audit_outage, mutations_during, unreliable};
 use kube::api::{Api, Patch, PatchParams};
 use lxc_operator::crd::ProxmoxNode;
 use pve_sim::FaultConfig;
@@ -151,10 +152,11 @@ async fn run(size: Size) {
     let chaos_task = tokio::spawn(chaos(admin.clone(), size.seed, chaos_state.clone()));
     let period = size.period.as_secs_f64();
     let at = |fraction: f64| Duration::from_secs_f64(period * fraction);
-    let (pg_down, pg_up) = (at(0.10), at(0.27));
-    let (redis_down, redis_up) = (at(0.33), at(0.47));
-    let (node_down, node_up) = (at(0.43), at(0.67));
-    let api_restart = at(0.57);
+    // Redis stays away well past the 8 s a held lock stays valid.
+    let (pg_down, pg_up) = (at(0.08), at(0.28));
+    let (redis_down, redis_up) = (at(0.30), at(0.55));
+    let (node_down, node_up) = (at(0.45), at(0.72));
+    let api_restart = at(0.60);
     let offline = "pve3";
     let mut pg_outage = Outage::default();
     let mut redis_outage = Outage::default();
@@ -260,10 +262,8 @@ async fn run(size: Size) {
     let sim = sim_state(&w, &work.asked).await;
     let audit = check_audit(&requests, &windows);
     let (in_pg_outage, unaudited_in_outage) = during_audit_outage(&requests, &windows, pg_outage);
-    let in_redis_outage = requests
-        .iter()
-        .filter(|r| is_mutating(r) && redis_outage.contains(r.received_ms))
-        .count();
+    let (in_redis_outage, latest_in_redis_outage) = mutations_during(&requests, redis_outage);
+    let unlocked = begun_without_lock(&windows, redis_outage);
     let locks = redis_locks_left(&settings.redis_url).await;
     op.kill();
 
@@ -314,15 +314,16 @@ async fn run(size: Size) {
         ),
         format!("  client retries {retries}; calls held back for want of an audit row {audit_refusals}"),
         format!(
-            "  mutating calls received while Postgres was down {in_pg_outage} (all must be retries of calls audited before), while Redis was down {in_redis_outage}"
+            "  mutating calls received while Postgres was down {in_pg_outage} (all must be retries of calls audited before), while Redis was down {in_redis_outage} (the last {latest_in_redis_outage:.1} s after it went)"
         ),
         format!("  all as asked {converged_in:.1?} after the last change"),
     ];
     let mut verdict = Verdict::end_checks(not_done, sim, &audit, &locks);
     verdict.check("mutations while the audit store was down", unaudited_in_outage);
+    verdict.check("calls begun after Redis locks lapsed", unlocked);
     verdict.check("operator exits", operator_exits);
     verdict.check(
-        "no call held back while Postgres was down",
+        "Postgres outage that held no call back",
         if audit_refusals == 0 {
             vec!["the audit outage never kept the operator from a call: it tested nothing".into()]
         } else {

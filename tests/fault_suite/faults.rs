@@ -129,3 +129,42 @@ pub fn during_audit_outage<'a>(
         .collect();
     (arrived.len(), uncovered)
 }
+
+/// How long after Redis went away the operator may still act on a lock it held: the lock's
+/// validity (two thirds of the operator's 12 s ttl from the last renewal, which left before
+/// Redis went), plus a second for the intent's write after the fence's check.
+const LOCK_VALIDITY_MS: u64 = 8_000 + 1_000;
+
+/// Calls begun — intents written, which the fences allow only to a lock holder — while Redis
+/// was down and no lock could still be valid.
+pub fn begun_without_lock(windows: &[IntentWindow], outage: Outage) -> Vec<String> {
+    let unlocked = Outage {
+        from_ms: outage.from_ms + LOCK_VALIDITY_MS,
+        to_ms: outage.to_ms,
+    };
+    windows
+        .iter()
+        .filter(|w| unlocked.from_ms < unlocked.to_ms && unlocked.contains(w.from_ms as u64))
+        .map(|w| {
+            format!(
+                "{} on {} VMID {:?}: intent {} ms after Redis went",
+                w.operation,
+                w.node,
+                w.vmid,
+                w.from_ms as u64 - outage.from_ms
+            )
+        })
+        .collect()
+}
+
+/// Mutating requests that arrived while `outage` lasted, and the latest one's distance from
+/// its start in seconds.
+pub fn mutations_during(requests: &[LogEntry], outage: Outage) -> (usize, f64) {
+    let during: Vec<u64> = requests
+        .iter()
+        .filter(|r| is_mutating(r) && outage.contains(r.received_ms))
+        .map(|r| r.received_ms - outage.from_ms)
+        .collect();
+    let latest = during.iter().max().copied().unwrap_or_default();
+    (during.len(), latest as f64 / 1000.0)
+}
