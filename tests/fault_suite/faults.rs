@@ -132,8 +132,9 @@ pub fn during_audit_outage<'a>(
 
 /// How long after Redis went away the operator may still act on a lock it held: the lock's
 /// validity (two thirds of the operator's 12 s ttl from the last renewal, which left before
-/// Redis went), plus a second for the intent's write after the fence's check.
-const LOCK_VALIDITY_MS: u64 = 8_000 + 1_000;
+/// Redis went), plus two seconds for the intent's write after the fence's check on a loaded
+/// machine.
+const LOCK_VALIDITY_MS: u64 = 8_000 + 2_000;
 
 /// Calls begun — intents written, which the fences allow only to a lock holder — while Redis
 /// was down and no lock could still be valid.
