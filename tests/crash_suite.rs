@@ -144,8 +144,8 @@ async fn run(size: Size) {
         size.kills
     );
     println!(
-        "  mutating calls: {} ({} carried out); {} intents",
-        audit.calls, audit.accepted, audit.intents
+        "  mutating calls: {} ({} carried out); {} intents ({} without an outcome)",
+        audit.calls, audit.accepted, audit.intents, audit.unfinished
     );
     let verdict = Verdict::end_checks(not_done, sim, &audit, &locks);
     verdict.print();

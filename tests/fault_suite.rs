@@ -309,8 +309,8 @@ async fn run(size: Size) {
             requests.len()
         ),
         format!(
-            "  mutating calls {} ({} carried out), audit intents {}",
-            audit.calls, audit.accepted, audit.intents
+            "  mutating calls {} ({} carried out), audit intents {} ({} without an outcome)",
+            audit.calls, audit.accepted, audit.intents, audit.unfinished
         ),
         format!("  client retries {retries}; calls held back for want of an audit row {audit_refusals}"),
         format!(

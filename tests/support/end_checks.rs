@@ -124,6 +124,8 @@ pub struct IntentWindow {
     pub vmid: Option<i64>,
     pub from_ms: i64,
     pub to_ms: i64,
+    /// Whether its outcome was written (otherwise `to_ms` is a bound, not a record).
+    pub finished: bool,
 }
 
 impl IntentWindow {
@@ -162,6 +164,7 @@ pub async fn intent_windows(database_url: &str, ns: &str) -> Vec<IntentWindow> {
             vmid,
             from_ms,
             to_ms: to.unwrap_or(from_ms + UNFINISHED_CALL),
+            finished: to.is_some(),
         })
         .collect()
 }
@@ -174,6 +177,8 @@ pub struct AuditCheck {
     /// Of those, the ones it carried out (2xx).
     pub accepted: usize,
     pub intents: usize,
+    /// Intents whose outcome was never written.
+    pub unfinished: usize,
     /// Requests that no intent covers, and operations carried out more often than intended.
     pub unaudited: Vec<String>,
 }
@@ -185,6 +190,7 @@ pub struct AuditCheck {
 pub fn check_audit(requests: &[LogEntry], windows: &[IntentWindow]) -> AuditCheck {
     let mut check = AuditCheck {
         intents: windows.len(),
+        unfinished: windows.iter().filter(|w| !w.finished).count(),
         ..AuditCheck::default()
     };
     let mut accepted: BTreeMap<(String, String, Option<i64>), usize> = BTreeMap::new();
