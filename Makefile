@@ -38,11 +38,14 @@ unit-and-integration:
 	     END { printf "tests: %d passed, %d failed\n", p, f }' "$$log"; \
 	rm -f "$$log"; exit $$status
 
-## The crash and bad-input suites at full size (`make test` runs them at CI size): 100 seeded
-## SIGKILLs of the operator over 50 containers (CRASH_SUITE_SEED=<n> repeats a run), and the
-## bad-input suite's longer hot-loop window.
+## The crash, fault and bad-input suites at full size (`make test` runs them at CI size): 100
+## seeded SIGKILLs of the operator over 50 containers (CRASH_SUITE_SEED=<n> repeats a run); 50
+## containers through 180 s of Proxmox faults and Postgres, Redis, node and API-server outages
+## (FAULT_SUITE_SEED=<n>; figures kept in bench-results/fault-suite.txt); and the bad-input
+## suite's longer hot-loop window.
 proof: bootstrap
 	CRASH_SUITE_FULL=1 $(CARGO) test --locked --test crash_suite -- --nocapture
+	FAULT_SUITE_FULL=1 $(CARGO) test --locked --test fault_suite -- --nocapture
 	BAD_INPUT_FULL=1 $(CARGO) test --locked --test bad_input -- --nocapture
 
 ## The demo: a control plane, pve-sim (3 nodes), the SSH stand-in and the operator running with the

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod chart;
+pub mod end_checks;
+pub mod suite;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -246,8 +248,18 @@ impl World {
         pve_nodes: &[&str],
         cfg: impl FnOnce(Config) -> Config,
     ) -> World {
-        let kube = test_world::control_plane().client().await;
-        let ns = test_world::control_plane().namespace(prefix).await;
+        Self::on(test_world::control_plane(), prefix, pve_nodes, cfg).await
+    }
+
+    /// The same world on a control plane of the test's own (e.g. one whose API server it restarts).
+    pub async fn on(
+        cp: &test_world::ControlPlane,
+        prefix: &str,
+        pve_nodes: &[&str],
+        cfg: impl FnOnce(Config) -> Config,
+    ) -> World {
+        let kube = cp.client().await;
+        let ns = cp.namespace(prefix).await;
         let sim = PveSim::start(cfg(
             Config::default_with_nodes(pve_nodes).with_task_duration_ms(30)
         ))

@@ -2,13 +2,16 @@
 //! log and container lookups (for `host/pct`), as a library handle and as a plain-HTTP API.
 //!
 //! HTTP routes (JSON bodies): `GET|DELETE /requests`, `GET|PUT /faults`, `POST /faults/errors`
-//! (ErrorRule), `POST /faults/latency` (LatencyRule), `POST /faults/padding` (PaddingRule),
+//! (ErrorRule), `POST /faults/latency` (LatencyRule), `POST /faults/spikes` (LatencySpike),
+//! `GET /faults/injected` (InjectedCounts), `POST /faults/padding` (PaddingRule),
 //! `GET /padding-sent`, `POST /faults/task-failures` (TaskFailure), `POST /tickets/expire`,
 //! `POST /nodes/{node}/offline|online`, `POST /locks` (`{"vmid":100,"seconds":5,"lock":"backup"?}`),
 //! `GET /cts`, `GET /cts/{vmid}`, `GET /requests/stats` (calls per endpoint), `GET /health`.
 
 use crate::auth::TicketKey;
-use crate::faults::{ErrorRule, FaultConfig, LatencyRule, PaddingRule, TaskFailure};
+use crate::faults::{
+    ErrorRule, FaultConfig, InjectedCounts, LatencyRule, LatencySpike, PaddingRule, TaskFailure,
+};
 use crate::reqlog::{EndpointCount, LogEntry};
 use crate::state::Sim;
 use crate::sync::lock;
@@ -77,6 +80,13 @@ impl Admin {
     }
     pub fn add_latency(&self, rule: LatencyRule) {
         lock(&self.0.faults).cfg.latency.push(rule);
+    }
+    pub fn add_spike(&self, spike: LatencySpike) {
+        lock(&self.0.faults).cfg.spikes.push(spike);
+    }
+    /// The faults injected so far (errors by kind, latency spikes).
+    pub fn injected(&self) -> InjectedCounts {
+        lock(&self.0.faults).injected()
     }
     pub fn add_padding(&self, rule: PaddingRule) {
         lock(&self.0.faults).cfg.padding.push(rule);
@@ -197,6 +207,11 @@ pub fn handle(sim: &Arc<Sim>, method: &str, path: &str, query: Option<&str>, bod
                 admin.add_latency(parse(body)?);
                 ok()
             }
+            ("POST", ["faults", "spikes"]) => {
+                admin.add_spike(parse(body)?);
+                ok()
+            }
+            ("GET", ["faults", "injected"]) => (200, json!(admin.injected())),
             ("POST", ["faults", "padding"]) => {
                 admin.add_padding(parse(body)?);
                 ok()

@@ -47,6 +47,7 @@ pub enum Outcome {
 pub const JSON: &str = "application/json;charset=UTF-8";
 
 pub async fn handle(sim: &Arc<Sim>, req: ApiRequest<'_>) -> Outcome {
+    let received_ms = crate::reqlog::epoch_ms();
     let Some(rel) = req
         .path
         .strip_prefix("/api2/json")
@@ -77,7 +78,7 @@ pub async fn handle(sim: &Arc<Sim>, req: ApiRequest<'_>) -> Outcome {
     };
     if let Some((status, outcome)) = injected {
         sim.log
-            .record(req.method, rel, route, &Params::new(), status, None);
+            .record(received_ms, req.method, rel, route, &Params::new(), status, None);
         return outcome;
     }
     let mut params = Params::new();
@@ -131,6 +132,7 @@ pub async fn handle(sim: &Arc<Sim>, req: ApiRequest<'_>) -> Outcome {
         Outcome::Reset => 0,
     };
     sim.log.record(
+        received_ms,
         req.method,
         rel,
         route,

@@ -1,5 +1,5 @@
-//! Fault injection: per-endpoint error rates (500, 503, connection reset), added latency,
-//! oversized answers and task failures, drawn from a seeded RNG so a run is reproducible. (Node outages, ticket
+//! Fault injection: per-endpoint error rates (500, 503, connection reset), added latency
+//! (always, or as occasional spikes), oversized answers and task failures, drawn from a seeded RNG so a run is reproducible. (Node outages, ticket
 //! expiry and lock contention act on the state directly; see `admin.rs`.)
 
 use rand::{Rng, SeedableRng};
@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct FaultConfig {
     pub errors: Vec<ErrorRule>,
     pub latency: Vec<LatencyRule>,
+    /// Occasional delays: each matching request is held `ms` longer with probability `rate`.
+    pub spikes: Vec<LatencySpike>,
     pub padding: Vec<PaddingRule>,
     pub task_failures: Vec<TaskFailure>,
     /// Seconds after a container starts before its DHCP lease shows in `/interfaces` (a real
@@ -71,6 +73,32 @@ pub struct LatencyRule {
     pub ms: u64,
 }
 
+/// A latency spike: a matching request is delayed by `ms` with probability `rate` (drawn from
+/// the seeded RNG like error rates).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpike {
+    #[serde(flatten)]
+    pub on: Match,
+    /// Probability in [0, 1].
+    pub rate: f64,
+    pub ms: u64,
+}
+
+/// How many faults were injected so far (`GET /faults/injected`), so a test can print what it
+/// put its client through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InjectedCounts {
+    /// Answers replaced by an injected 500.
+    pub internal: u64,
+    /// Answers replaced by an injected 503.
+    pub unavailable: u64,
+    /// Connections closed without an answer.
+    pub resets: u64,
+    /// Requests held by a latency spike.
+    pub spikes: u64,
+}
+
 /// Successful answers that match carry `bytes` of filler in their envelope
 /// (`{"data":...,"padding":"xx..."}`), streamed as the client reads, so a client's body size
 /// limit can be tested without the simulator holding the body in memory.
@@ -111,6 +139,7 @@ pub enum Injected {
 pub struct Faults {
     pub cfg: FaultConfig,
     rng: ChaCha8Rng,
+    injected: InjectedCounts,
 }
 
 impl Faults {
@@ -118,6 +147,7 @@ impl Faults {
         Faults {
             cfg,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed),
+            injected: InjectedCounts::default(),
         }
     }
 
@@ -130,15 +160,34 @@ impl Faults {
             .filter(|l| l.on.hits(method, path))
             .map(|l| l.ms)
             .sum();
+        let mut spiked = 0;
+        for spike in self.cfg.spikes.iter().filter(|s| s.on.hits(method, path)) {
+            if self.rng.random::<f64>() < spike.rate {
+                spiked += spike.ms;
+            }
+        }
+        if spiked > 0 {
+            self.injected.spikes += 1;
+        }
         let mut injected = None;
         for rule in self.cfg.errors.iter().filter(|r| r.on.hits(method, path)) {
             if self.rng.random::<f64>() < rule.rate {
                 let msg = rule.message.clone().unwrap_or_else(|| "injected failure".into());
+                match rule.kind {
+                    ErrorKind::Internal => self.injected.internal += 1,
+                    ErrorKind::Unavailable => self.injected.unavailable += 1,
+                    ErrorKind::Reset => self.injected.resets += 1,
+                }
                 injected = Some(Injected::Error(rule.kind, msg));
                 break;
             }
         }
-        (Duration::from_millis(ms), injected)
+        (Duration::from_millis(ms + spiked), injected)
+    }
+
+    /// The faults injected so far.
+    pub fn injected(&self) -> InjectedCounts {
+        self.injected
     }
 
     /// The padding for a successful answer to this request (the first matching rule).
@@ -193,6 +242,31 @@ mod tests {
         assert!((16..48).contains(&hits), "{hits}");
         let mut f = Faults::new(rule(1.0), 1);
         assert!(f.decide("GET", "/version").1.is_none());
+    }
+
+    #[test]
+    fn spikes_delay_some_requests_and_are_counted() {
+        let mut f = Faults::new(
+            FaultConfig {
+                spikes: vec![LatencySpike {
+                    on: Match::default(),
+                    rate: 0.25,
+                    ms: 700,
+                }],
+                ..Default::default()
+            },
+            3,
+        );
+        let delays: Vec<Duration> = (0..200).map(|_| f.decide("GET", "/nodes").0).collect();
+        let spiked = delays.iter().filter(|d| !d.is_zero()).count();
+        assert!((25..75).contains(&spiked), "{spiked}");
+        assert!(
+            delays
+                .iter()
+                .all(|d| d.is_zero() || *d == Duration::from_millis(700))
+        );
+        assert_eq!(f.injected().spikes, spiked as u64);
+        assert_eq!(f.injected().internal + f.injected().unavailable, 0);
     }
 
     #[test]

@@ -34,7 +34,10 @@ pub mod worker;
 
 pub use admin::{Admin, CtInfo, LockRequest};
 pub use config::Config;
-pub use faults::{ErrorKind, ErrorRule, FaultConfig, LatencyRule, Match, PaddingRule, TaskFailure};
+pub use faults::{
+    ErrorKind, ErrorRule, FaultConfig, InjectedCounts, LatencyRule, LatencySpike, Match, PaddingRule,
+    TaskFailure,
+};
 pub use reqlog::{EndpointCount, LogEntry};
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 //! The request log: every API call with its method, path, parameters (secrets redacted),
-//! status and caller, so tests can count Proxmox calls per container.
+//! status, caller and arrival time, so tests can count Proxmox calls per container and tell
+//! when each arrived.
 
 use crate::sync::lock;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,18 @@ pub struct LogEntry {
     pub identity: Option<String>,
     /// The vmid the call was about (path or `vmid` parameter), for per-container counts.
     pub vmid: Option<u32>,
+    /// When the request arrived (before it waited for a worker or an injected delay), in
+    /// milliseconds since the Unix epoch: lets a test set a call against its own clock.
+    #[serde(default)]
+    pub received_ms: u64,
+}
+
+/// Now, in milliseconds since the Unix epoch (for [`LogEntry::received_ms`]).
+pub fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }
 
 /// How often one endpoint was called (`GET /requests/stats`).
@@ -46,8 +59,10 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
+    #[allow(clippy::too_many_arguments)] // one call site, every field named there
     pub fn record(
         &self,
+        received_ms: u64,
         method: &str,
         path: &str,
         route: Option<&str>,
@@ -80,6 +95,7 @@ impl RequestLog {
             status,
             identity,
             vmid,
+            received_ms,
         });
     }
 

@@ -265,3 +265,54 @@ async fn binary_realistic_flag_gives_tasks_real_durations() {
         "a create takes seconds: {status}"
     );
 }
+
+#[tokio::test]
+async fn spikes_are_counted_and_the_log_keeps_arrival_times() {
+    let sim = start(&["pve"]).await;
+    let tok = Client::token(&sim);
+    let r = plain()
+        .post(format!("{}/faults/spikes", sim.admin_url()))
+        .json(&json!({"path_prefix": "/version", "rate": 1.0, "ms": 300}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    sim.admin().add_error_rule(pve_sim::ErrorRule {
+        on: pve_sim::Match {
+            path_prefix: "/cluster/nextid".into(),
+            method: None,
+        },
+        rate: 1.0,
+        kind: pve_sim::ErrorKind::Unavailable,
+        message: None,
+    });
+    let before = pve_sim::reqlog::epoch_ms();
+    let t = Instant::now();
+    tok.get_ok("/version").await;
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    let (s, _, _) = tok.call("GET", "/cluster/nextid", &[]).await;
+    assert_eq!(s, 503);
+    let after = pve_sim::reqlog::epoch_ms();
+    let injected: pve_sim::InjectedCounts = plain()
+        .get(format!("{}/faults/injected", sim.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        injected,
+        pve_sim::InjectedCounts {
+            unavailable: 1,
+            spikes: 1,
+            ..Default::default()
+        }
+    );
+    let log = sim.admin().requests();
+    let version = log.iter().find(|e| e.path == "/version").unwrap();
+    let nextid = log.iter().find(|e| e.path == "/cluster/nextid").unwrap();
+    // Arrival, not answer: the spiked call arrived at least 300 ms before the next one.
+    assert!(before <= version.received_ms && version.received_ms + 300 <= nextid.received_ms);
+    assert!(nextid.received_ms <= after);
+}

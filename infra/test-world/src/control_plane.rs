@@ -1,8 +1,8 @@
 //! etcd + kube-apiserver with RBAC and service-account signing, an admin kubeconfig, and the
 //! project's CRDs installed and Established. One per test binary.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use crate::process::{free_port, port_open, scratch_dir, spawn_watched, wait_unti
 use crate::{block_on_fresh, pki};
 
 /// A running control plane.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ControlPlane {
     /// Admin kubeconfig (client certificate in `system:masters`).
     pub kubeconfig: PathBuf,
@@ -43,6 +43,22 @@ pub fn control_plane() -> &'static ControlPlane {
 }
 
 async fn start() -> anyhow::Result<ControlPlane> {
+    // The API server's process is left to its watchdog: the shared one runs until the end.
+    Ok(launch().await?.control_plane)
+}
+
+/// A control plane just started, with what it takes to start its API server again.
+pub(crate) struct Launched {
+    pub control_plane: ControlPlane,
+    pub dir: PathBuf,
+    pub etcd_port: u16,
+    pub api_port: u16,
+    pub api_server: Child,
+}
+
+/// Starts etcd and kube-apiserver in a fresh directory, writes the admin kubeconfig and installs
+/// the CRDs of `crds/`.
+pub(crate) async fn launch() -> anyhow::Result<Launched> {
     let binaries = Binaries::find()?;
     let dir = scratch_dir("kube")?;
 
@@ -69,8 +85,51 @@ async fn start() -> anyhow::Result<ControlPlane> {
 
     let pki = pki::write(&dir)?;
     let port = free_port();
+    let mut api = spawn_api_server(&binaries, &dir, client_port, port, "kube-apiserver")?;
+
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(dir.join("admin.crt"), &pki.admin_cert_pem)?;
+    std::fs::write(dir.join("admin.key"), &pki.admin_key_pem)?;
+    let url = format!("https://127.0.0.1:{port}");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\n\
+             users:\n- name: admin\n  user:\n    client-certificate: {crt}\n    client-key: {key}\n\
+             contexts:\n- name: test\n  context:\n    cluster: test\n    user: admin\ncurrent-context: test\n",
+            ca = dir.join("ca.crt").display(),
+            crt = dir.join("admin.crt").display(),
+            key = dir.join("admin.key").display(),
+        ),
+    )?;
+    let cp = ControlPlane {
+        kubeconfig,
+        url,
+        ca_pem: pki.ca_pem,
+        binaries,
+    };
+    wait_api_server_ready(&cp, &mut api, &dir.join("kube-apiserver.log"), port).await?;
+    install_crds(&cp.client().await).await?;
+    Ok(Launched {
+        control_plane: cp,
+        dir,
+        etcd_port: client_port,
+        api_port: port,
+        api_server: api,
+    })
+}
+
+/// Starts kube-apiserver on `port` against the etcd on `etcd_port`, with the certificates and
+/// keys in `dir`; its output goes to `dir/<log_name>.log`.
+pub(crate) fn spawn_api_server(
+    binaries: &Binaries,
+    dir: &Path,
+    etcd_port: u16,
+    port: u16,
+    log_name: &str,
+) -> anyhow::Result<Child> {
     let mut api = Command::new(&binaries.kube_apiserver);
-    api.arg(format!("--etcd-servers=http://127.0.0.1:{client_port}"))
+    api.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
         .arg(format!("--secure-port={port}"))
         .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
         .args([
@@ -98,32 +157,17 @@ async fn start() -> anyhow::Result<ControlPlane> {
             dir.join("sa.key").display()
         ))
         .args(["--enable-priority-and-fairness=false", "--v=1"]);
-    let mut api = spawn_watched("kube-apiserver", api, &dir)?;
+    spawn_watched(log_name, api, dir)
+}
 
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(dir.join("admin.crt"), &pki.admin_cert_pem)?;
-    std::fs::write(dir.join("admin.key"), &pki.admin_key_pem)?;
-    let url = format!("https://127.0.0.1:{port}");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\n\
-             users:\n- name: admin\n  user:\n    client-certificate: {crt}\n    client-key: {key}\n\
-             contexts:\n- name: test\n  context:\n    cluster: test\n    user: admin\ncurrent-context: test\n",
-            ca = dir.join("ca.crt").display(),
-            crt = dir.join("admin.crt").display(),
-            key = dir.join("admin.key").display(),
-        ),
-    )?;
-    let cp = ControlPlane {
-        kubeconfig,
-        url,
-        ca_pem: pki.ca_pem,
-        binaries,
-    };
-
-    let log = dir.join("kube-apiserver.log");
-    wait_until("kube-apiserver", &log, Duration::from_secs(90), &mut api, || {
+/// Waits until the API server listens on `port` and its `/readyz` says `ok`.
+pub(crate) async fn wait_api_server_ready(
+    cp: &ControlPlane,
+    api: &mut Child,
+    log: &Path,
+    port: u16,
+) -> anyhow::Result<()> {
+    wait_until("kube-apiserver", log, Duration::from_secs(90), api, || {
         port_open(port)
     })?;
     let client = cp.client().await;
@@ -133,18 +177,12 @@ async fn start() -> anyhow::Result<ControlPlane> {
             .request_text(http::Request::get("/readyz").body(Vec::new())?)
             .await
         {
-            Ok(body) if body.trim() == "ok" => {
-                install_crds(&client).await?;
-                return Ok(cp);
-            }
+            Ok(body) if body.trim() == "ok" => return Ok(()),
             Ok(body) => last = body,
             Err(e) => last = e.to_string(),
         }
         if let Some(status) = api.try_wait()? {
-            bail!(
-                "kube-apiserver exited ({status}):\n{}",
-                crate::process::tail(&log)
-            );
+            bail!("kube-apiserver exited ({status}):\n{}", crate::process::tail(log));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
