@@ -1228,6 +1228,14 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
             m
         });
     println!("container reads per VMID: {per_container:?}");
+    for r in w.sim.admin().requests() {
+        if !r.path.contains("/tasks/") {
+            println!(
+                "  {} {} {} {} {}",
+                r.seq, r.received_ms, r.method, r.path, r.status
+            );
+        }
+    }
     assert!(
         per_container.values().all(|&n| n <= 4),
         "reads while waiting for a slot: {per_container:?}"

@@ -128,6 +128,97 @@ impl ReadinessChanges {
     }
 }
 
+/// What a container reads of an `LxcTemplate` (see `pipeline::resolve::check_template` and
+/// provisioning): its spec, its digest, a content error, and per node whether the OS template
+/// is there, downloading, or why not.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct TemplateSeen {
+    generation: Option<i64>,
+    digest: Option<String>,
+    invalid: Option<String>,
+    lines: BTreeMap<String, (bool, bool, Option<String>)>,
+}
+
+impl TemplateSeen {
+    fn of(template: &crate::crd::LxcTemplate) -> Self {
+        use crate::status::conditions::types;
+        let status = template.status.as_ref();
+        Self {
+            generation: template.metadata.generation,
+            digest: status.and_then(|s| s.digest.clone()),
+            invalid: status
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == types::READY))
+                .filter(|c| c.status != "True" && c.reason == "InvalidContent")
+                .map(|c| c.message.clone()),
+            lines: status
+                .map(|s| {
+                    s.nodes
+                        .iter()
+                        .map(|n| {
+                            let line = (n.present, n.download_task.is_some(), n.message.clone());
+                            (n.node.clone(), line)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Which of a template's users an update concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TemplateChange {
+    /// Every container that uses it (its spec, digest or content changed, or first sight).
+    pub all: bool,
+    /// The containers on these nodes (their line changed), and the ones not placed yet.
+    pub nodes: BTreeSet<String>,
+}
+
+impl TemplateChange {
+    /// Whether a container placed on `node` (`None`: not placed yet) must look again.
+    pub fn concerns(&self, node: Option<&str>) -> bool {
+        self.all || node.map_or(!self.nodes.is_empty(), |n| self.nodes.contains(n))
+    }
+}
+
+/// Remembers what containers read of each template, to wake only the ones an update concerns:
+/// a template's status holds a line per node of the cluster, rewritten as other nodes come,
+/// go or fail a download, and each of those used to wake (and re-read in Proxmox) every
+/// container made from it.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateChanges(Arc<std::sync::Mutex<HashMap<String, TemplateSeen>>>);
+
+impl TemplateChanges {
+    pub fn changed(&self, template: &crate::crd::LxcTemplate) -> TemplateChange {
+        let now = TemplateSeen::of(template);
+        let name = template.metadata.name.clone().unwrap_or_default();
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(before) = map.insert(name, now.clone()) else {
+            return TemplateChange {
+                all: true,
+                nodes: BTreeSet::new(),
+            };
+        };
+        if (&before.generation, &before.digest, &before.invalid)
+            != (&now.generation, &now.digest, &now.invalid)
+        {
+            return TemplateChange {
+                all: true,
+                nodes: BTreeSet::new(),
+            };
+        }
+        let names: BTreeSet<&String> = before.lines.keys().chain(now.lines.keys()).collect();
+        TemplateChange {
+            all: false,
+            nodes: names
+                .into_iter()
+                .filter(|n| before.lines.get(*n) != now.lines.get(*n))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 /// Whether a change a poll saw is only the operator's own rollout showing up in the listing: the
 /// container is Ready for its generation, the poll now shows it in the power state it asks for,
 /// unlocked, and nothing but that state changed (or it just appeared, or its name was published
@@ -387,6 +478,71 @@ mod readiness_tests {
         assert!(
             seen.changed(&node(3, Some(("True", "Connected", "PVE 9.1 at 10:05")))),
             "spec"
+        );
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::{TemplateChange, TemplateChanges};
+    use crate::crd::LxcTemplate;
+
+    fn template(generation: i64, digest: &str, lines: &[(&str, bool, Option<&str>)]) -> LxcTemplate {
+        let nodes: Vec<_> = lines
+            .iter()
+            .map(|(node, present, message)| serde_json::json!({"node": node, "present": present, "message": message}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "lxc.infrahaus.dev/v1alpha1", "kind": "LxcTemplate",
+            "metadata": {"name": "debian", "generation": generation},
+            "spec": {"osTemplate": {"volid": "local:vztmpl/debian.tar.zst"}},
+            "status": {"digest": digest, "nodes": nodes}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_containers_an_update_concerns_are_woken() {
+        let seen = TemplateChanges::default();
+        let first = seen.changed(&template(1, "d1", &[("a", true, None)]));
+        assert!(first.all && first.concerns(Some("a")), "first sight: everyone");
+        // Another node joins the cluster and is still missing the template: only its
+        // containers (and unplaced ones, which may be placed there) look again.
+        let joined = seen.changed(&template(1, "d1", &[("a", true, None), ("b", false, None)]));
+        assert_eq!(
+            joined,
+            TemplateChange {
+                all: false,
+                nodes: ["b".to_string()].into()
+            }
+        );
+        assert!(!joined.concerns(Some("a")) && joined.concerns(Some("b")) && joined.concerns(None));
+        // Nothing a container reads changed: nobody.
+        let same = seen.changed(&template(1, "d1", &[("a", true, None), ("b", false, None)]));
+        assert!(!same.concerns(Some("a")) && !same.concerns(Some("b")) && !same.concerns(None));
+        // A download refused on b: b's containers quote why.
+        let refused = seen.changed(&template(
+            1,
+            "d1",
+            &[("a", true, None), ("b", false, Some("403"))],
+        ));
+        assert!(refused.concerns(Some("b")) && !refused.concerns(Some("a")));
+        // The content (digest) or the spec changed: everyone.
+        assert!(
+            seen.changed(&template(
+                1,
+                "d2",
+                &[("a", true, None), ("b", false, Some("403"))]
+            ))
+            .concerns(Some("a"))
+        );
+        assert!(
+            seen.changed(&template(
+                2,
+                "d2",
+                &[("a", true, None), ("b", false, Some("403"))]
+            ))
+            .concerns(Some("a"))
         );
     }
 }

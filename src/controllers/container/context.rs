@@ -87,6 +87,11 @@ pub struct ContainerCtx {
     pub allocating: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// How long a DHCP interface may go without an address before `Discovered` says so.
     pub address_timeout: std::time::Duration,
+    /// Where a container waiting for a task slot is sent when one frees (the controller
+    /// reconciles it); `None` outside a running controller.
+    pub wake: Option<
+        tokio::sync::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<crate::crd::LxcContainer>>,
+    >,
 }
 
 impl std::ops::Deref for ContainerCtx {
@@ -108,6 +113,7 @@ impl ContainerCtx {
             placing: Default::default(),
             allocating: Default::default(),
             address_timeout: DEFAULT_ADDRESS_TIMEOUT,
+            wake: None,
         }
     }
 

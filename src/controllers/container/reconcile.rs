@@ -19,7 +19,7 @@ use super::{
     ContainerError, FINALIZER, allocate, configure, create, delete, discover, migrate, power, provision,
     resolve, settle,
 };
-use crate::cluster::drift::{ContainerWake, ReadinessChanges};
+use crate::cluster::drift::{ContainerWake, ReadinessChanges, TemplateChanges};
 use crate::cluster::sweep::{ConfigSweep, SweepSettings};
 use crate::cluster::watches::Watches;
 use crate::controllers::halt::{Halt, HaltKind, backoff};
@@ -300,6 +300,7 @@ pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches, sweep: S
     let controller = Controller::for_stream(changes, store.clone());
     let (by_node, by_template) = (store.clone(), store.clone());
     let readiness = ReadinessChanges::default();
+    let template_changes = TemplateChanges::default();
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<LxcContainer>>();
     let woken = futures::stream::unfold(receiver, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
     let controller = controller
@@ -326,11 +327,17 @@ pub fn prepare(kube: kube::Client, concurrency: u16, watches: &Watches, sweep: S
         .watches_shared_stream(
             watches.templates.subscribe(),
             move |template: Arc<LxcTemplate>| {
+                // Only the containers the update concerns (its spec or content, or the line of
+                // their node), not every user at each rewrite of another node's line.
+                let change = template_changes.changed(&template);
                 let name = template.name_any();
                 by_template
                     .state()
                     .into_iter()
-                    .filter(|c| c.spec.template_ref == name)
+                    .filter(|c| {
+                        let node = c.status.as_ref().and_then(|s| s.node.as_deref());
+                        c.spec.template_ref == name && change.concerns(node)
+                    })
                     .map(|c| ObjectRef::from_obj(c.as_ref()))
                     .collect::<Vec<_>>()
             },
@@ -353,10 +360,11 @@ impl Prepared {
     /// resolves.
     pub async fn run(
         self,
-        ctx: ContainerCtx,
+        mut ctx: ContainerCtx,
         provisioner: Option<Arc<dyn Provisioner>>,
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
+        ctx.wake = Some(self.wake.sender.clone());
         crate::controllers::drive(
             self.controller,
             reconcile,

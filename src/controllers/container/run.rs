@@ -189,7 +189,7 @@ impl<'a> Run<'a> {
         } else {
             return Ok(());
         };
-        let slot = claim_task_slot(client, condition)?;
+        let slot = self.claim_task_slot(client, condition)?;
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
         Ok(())
     }
@@ -203,8 +203,40 @@ impl<'a> Run<'a> {
         let claimed = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         match claimed {
             Some(slot) => Ok(slot),
-            None => claim_task_slot(client, condition),
+            None => self.claim_task_slot(client, condition),
         }
+    }
+
+    /// One of the node's task slots (`maxConcurrentTasks`), or a wait in its queue: the
+    /// container is reconciled again as soon as a slot frees (the requeue is only a backstop).
+    /// Claimed before the audited call, so a wait leaves no audit row.
+    fn claim_task_slot(
+        &self,
+        client: &ProxmoxClient,
+        condition: &'static str,
+    ) -> Result<crate::proxmox::slots::TaskSlot, Halt> {
+        let target = kube::runtime::reflector::ObjectRef::from_obj(self.ct);
+        let wake = self.ctx.wake.clone();
+        let waker: crate::proxmox::slots::Waker = Box::new(move || {
+            if let Some(wake) = wake {
+                let _ = wake.send(target);
+            }
+        });
+        client
+            .task_slots()
+            .claim_or_wait(&self.uid, waker)
+            .ok_or_else(|| {
+                let (busy, limit) = client.task_slots().busy();
+                Halt::wait(
+                    condition,
+                    "WaitingForTaskSlot",
+                    format!(
+                        "the node runs {busy} of this operator's tasks (maxConcurrentTasks {limit}); \
+                         waiting for one to end"
+                    ),
+                    SLOT_WAIT_BACKSTOP,
+                )
+            })
     }
 
     /// Makes a synchronous Proxmox change for this container; a failure halts at `condition`.
@@ -373,23 +405,6 @@ impl<'a> Run<'a> {
     }
 }
 
-/// One of the node's task slots (`maxConcurrentTasks`), or a short wait when all hold tasks in
-/// flight. Claimed before the audited call, so a wait leaves no audit row.
-fn claim_task_slot(
-    client: &ProxmoxClient,
-    condition: &'static str,
-) -> Result<crate::proxmox::slots::TaskSlot, Halt> {
-    client.task_slots().claim().ok_or_else(|| {
-        let (busy, limit) = client.task_slots().busy();
-        Halt::wait(
-            condition,
-            "WaitingForTaskSlot",
-            format!("the node runs {busy} of this operator's tasks (maxConcurrentTasks {limit}); waiting for one to end"),
-            std::time::Duration::from_secs(1),
-        )
-    })
-}
-
 /// Writes `status` with server-side apply; returns the resource version it gave the object.
 pub async fn write_status(
     ctx: &ContainerCtx,
@@ -398,3 +413,7 @@ pub async fn write_status(
 ) -> Result<Option<String>, kube::Error> {
     apply_status_versioned(&ctx.kube, ct, status).await
 }
+
+/// How long a container waiting for a task slot goes before it asks again if no freed slot
+/// woke it (a node's client rebuilt, a wake lost).
+const SLOT_WAIT_BACKSTOP: std::time::Duration = std::time::Duration::from_secs(15);
