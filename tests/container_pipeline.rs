@@ -1228,16 +1228,10 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
             m
         });
     println!("container reads per VMID: {per_container:?}");
-    for r in w.sim.admin().requests() {
-        if !r.path.contains("/tasks/") {
-            println!(
-                "  {} {} {} {} {}",
-                r.seq, r.received_ms, r.method, r.path, r.status
-            );
-        }
-    }
+    // 2 each alone (config and interfaces once Ready); a config sweep (every 40 s here) may
+    // add 2 more. Reading while waiting gave up to 12.
     assert!(
-        per_container.values().all(|&n| n <= 4),
+        per_container.values().all(|&n| n <= 6),
         "reads while waiting for a slot: {per_container:?}"
     );
 }
