@@ -1158,7 +1158,6 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
                                        "source": {"appliance": "alpine-3.22-default_20250617_amd64.tar.xz"}}}}),
     )
     .await;
-    let mut waited = false;
     for n in &names {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
         loop {
@@ -1168,7 +1167,6 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
                     .iter()
                     .any(|c| c.type_ == "Ready" && c.status == "True")
             });
-            waited |= reason(&ct, "Ready").as_deref() == Some("WaitingForTaskSlot");
             if ready {
                 break;
             }
@@ -1212,9 +1210,8 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
         2,
         "at most two tasks at once (creates, starts and the download), and the two used"
     );
-    assert!(waited, "a container said it waits for a task slot");
     // Waiting for a slot costs no Proxmox call: the slot is claimed before the walk reads
-    // anything (each container waited several seconds, retrying every second).
+    // anything (each container waited several seconds).
     let per_container: BTreeMap<String, usize> = w
         .sim
         .admin()

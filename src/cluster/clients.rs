@@ -88,6 +88,7 @@ pub async fn connect(
     kube: &Client,
     spec: &ProxmoxNodeSpec,
     metrics: Option<Arc<dyn Metrics>>,
+    slots: Option<crate::proxmox::slots::TaskSlots>,
 ) -> Result<ProxmoxClient, ConnectError> {
     let r = &spec.credentials_secret_ref;
     let full = format!("{}/{}", r.namespace, r.name);
@@ -103,6 +104,10 @@ pub async fn connect(
     let credentials = credentials_from(&secret, &full)?;
     let mut config = ClientConfig::new(spec.endpoint.clone(), credentials, trust_from(spec)?);
     config.max_concurrent_tasks = spec.max_concurrent_tasks.max(1) as usize;
+    if let Some(slots) = &slots {
+        slots.set_limit(config.max_concurrent_tasks);
+    }
+    config.task_slots = slots;
     config.metrics = metrics;
     ProxmoxClient::new(config).map_err(|e| ConnectError::Tls(e.to_string()))
 }
@@ -147,7 +152,12 @@ mod tests {
 /// spec (generation) or its credentials Secret (resourceVersion) changed, so tickets and TLS
 /// setup are reused across polls.
 #[derive(Clone, Default)]
-pub struct ClientCache(Arc<std::sync::Mutex<std::collections::HashMap<String, (String, ProxmoxClient)>>>);
+pub struct ClientCache(
+    Arc<std::sync::Mutex<std::collections::HashMap<String, (String, ProxmoxClient)>>>,
+    /// Each node's task slots, kept across client rebuilds: `maxConcurrentTasks` counts the
+    /// node's tasks, whichever client started them.
+    Arc<std::sync::Mutex<std::collections::HashMap<String, crate::proxmox::slots::TaskSlots>>>,
+);
 
 impl ClientCache {
     /// What a client of `node` is built from: the spec's generation and the credentials
@@ -228,7 +238,16 @@ impl ClientCache {
         {
             return Ok(c.clone());
         }
-        let client = connect(kube, &node.spec, metrics).await?;
+        let slots = self
+            .1
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.clone())
+            .or_insert_with(|| {
+                crate::proxmox::slots::TaskSlots::new(node.spec.max_concurrent_tasks.max(1) as usize)
+            })
+            .clone();
+        let client = connect(kube, &node.spec, metrics, Some(slots)).await?;
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())

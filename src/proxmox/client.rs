@@ -96,6 +96,9 @@ pub struct ClientConfig {
     /// Tasks in flight allowed (the node's `maxConcurrentTasks`): the calls that start them, and
     /// the tasks until they are seen to end (see [`super::slots`]).
     pub max_concurrent_tasks: usize,
+    /// The node's task slots, when they outlive this client (a client rebuilt for a new spec
+    /// or Secret must count the tasks its predecessor started); `None`: its own.
+    pub task_slots: Option<super::slots::TaskSlots>,
     /// Age after which a ticket is renewed before use (Proxmox tickets live 2 h).
     pub ticket_renew_after: Duration,
     /// The largest response body read; a larger one is [`Error::BodyTooLarge`], and no more than
@@ -119,6 +122,7 @@ impl ClientConfig {
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
             max_concurrent_tasks: 4,
+            task_slots: None,
             ticket_renew_after: Duration::from_secs(3600),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             metrics: None,
@@ -195,7 +199,9 @@ impl ProxmoxClient {
                 retry: config.retry,
                 breaker: Breaker::new(config.breaker),
                 task_slots: Semaphore::new(config.max_concurrent_tasks.max(1)),
-                tasks: super::slots::TaskSlots::new(config.max_concurrent_tasks),
+                tasks: config
+                    .task_slots
+                    .unwrap_or_else(|| super::slots::TaskSlots::new(config.max_concurrent_tasks)),
                 max_body_bytes: config.max_body_bytes,
                 metrics: config.metrics.unwrap_or_else(|| Arc::new(NoMetrics)),
             }),

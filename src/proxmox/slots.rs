@@ -96,6 +96,12 @@ impl TaskSlots {
         None
     }
 
+    /// Sets the limit (the node's `maxConcurrentTasks` changed); a raised one wakes waiters.
+    pub fn set_limit(&self, limit: usize) {
+        self.state().limit = limit.max(1);
+        self.wake_due();
+    }
+
     /// How many wait for a slot.
     pub fn waiting(&self) -> usize {
         self.state().waiting.len()

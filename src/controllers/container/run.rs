@@ -176,7 +176,8 @@ impl<'a> Run<'a> {
     /// slots held by tasks in flight) costs no Proxmox call at all. An unused claim is given
     /// back when the walk ends.
     pub fn claim_expected_slot(&self, client: &ProxmoxClient) -> Result<(), Halt> {
-        if self.status.task.is_some() || self.finished.is_some() {
+        let kept = self.slot.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        if self.status.task.is_some() || self.finished.is_some() || kept {
             return Ok(());
         }
         let condition = if !self.was(phase::CREATED) {
@@ -192,6 +193,31 @@ impl<'a> Run<'a> {
         let slot = self.claim_task_slot(client, condition)?;
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
         Ok(())
+    }
+
+    /// Right after the container's create (or a restart's shutdown) ended: its start is next,
+    /// so it takes the slot the task just gave back, before a waiting create can (a start
+    /// finishes a rollout; taking turns with new creates would leave containers created and not
+    /// started while all slots create). No slot free: it waits in the queue like anyone.
+    pub fn keep_slot_for_start(&self, client: &ProxmoxClient) {
+        if self.ct.spec.power_state != crate::crd::container::PowerState::Running {
+            return;
+        }
+        let wake = self.waker();
+        if let Some(slot) = client.task_slots().claim_or_wait(&self.uid, wake) {
+            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
+        }
+    }
+
+    /// Sends this container's reconcile to the controller (a freed slot's wake-up).
+    fn waker(&self) -> crate::proxmox::slots::Waker {
+        let target = kube::runtime::reflector::ObjectRef::from_obj(self.ct);
+        let wake = self.ctx.wake.clone();
+        Box::new(move || {
+            if let Some(wake) = wake {
+                let _ = wake.send(target);
+            }
+        })
     }
 
     /// The slot claimed up front, or one claimed now.
@@ -215,16 +241,9 @@ impl<'a> Run<'a> {
         client: &ProxmoxClient,
         condition: &'static str,
     ) -> Result<crate::proxmox::slots::TaskSlot, Halt> {
-        let target = kube::runtime::reflector::ObjectRef::from_obj(self.ct);
-        let wake = self.ctx.wake.clone();
-        let waker: crate::proxmox::slots::Waker = Box::new(move || {
-            if let Some(wake) = wake {
-                let _ = wake.send(target);
-            }
-        });
         client
             .task_slots()
-            .claim_or_wait(&self.uid, waker)
+            .claim_or_wait(&self.uid, self.waker())
             .ok_or_else(|| {
                 let (busy, limit) = client.task_slots().busy();
                 Halt::wait(

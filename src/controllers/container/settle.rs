@@ -70,6 +70,10 @@ pub async fn settle(run: &mut Run<'_>, client: &ProxmoxClient) -> Result<(), Hal
         Ok(TaskState::Succeeded) => {
             run.status.task = None;
             run.finished = Some(task.action.clone());
+            // Before anything else can await: the slot this task just freed goes to its start.
+            if matches!(task.action.as_str(), "create" | "restart") {
+                run.keep_slot_for_start(client);
+            }
             // The node's polls take this task's word over a listing that lags it.
             if let (Some(running), Some(node), Some(vmid)) = (
                 run.running_after_task(),
