@@ -1159,24 +1159,7 @@ async fn max_concurrent_tasks_counts_tasks_until_they_end() {
     )
     .await;
     for n in &names {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
-        loop {
-            let ct = w.api().get(n).await.unwrap();
-            let ready = ct.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            });
-            if ready {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{n} never Ready: {:?}",
-                ct.status
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        w.ready(n).await;
     }
     let templates: Api<lxc_operator::crd::LxcTemplate> = Api::all(w.kube.clone());
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
