@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use lxc_operator::crd::{LxcContainer, LxcTemplate, ProxmoxNode};
-use lxc_operator::proxmox::property::Volume;
 use serde_json::{Value, json};
 use support::{CONTAINER_RECONCILES_BY_REASON, World, apply};
 
@@ -55,25 +54,6 @@ fn mutations(w: &World) -> Vec<String> {
         .filter(|r| r.method != "GET" && r.identity.as_deref() == Some(w.sim.token_id()))
         .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
         .collect()
-}
-
-/// A container made by hand (root, the GUI) on `vmid` of pve1.
-#[allow(clippy::disallowed_methods)] // a test's own container, not the operator's
-async fn foreign(w: &World, vmid: u32) {
-    let root = w.root();
-    let create = lxc_operator::pipeline::desired::DesiredContainer {
-        vmid,
-        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
-        hostname: Some("hand-made".into()),
-        rootfs: Some(Volume::parse("local-lvm:4").unwrap()),
-        unprivileged: true,
-        ..Default::default()
-    };
-    let upid = root
-        .create_container("pve1", &create.create_request())
-        .await
-        .unwrap();
-    root.wait_task(&upid, Duration::from_secs(10)).await.unwrap();
 }
 
 /// One bad input: its world, the container, and what its condition must say.
@@ -144,7 +124,7 @@ async fn cases() -> Vec<Case> {
 
     // A VMID taken by a container made by hand.
     let w = World::new("bad-vmid", &["pve1"], |c| c).await;
-    foreign(&w, 250).await;
+    w.hand_made(250).await;
     w.container("ct", json!({"nodeRef": w.nodes[0], "vmid": 250}))
         .await;
     cases.push(Case {

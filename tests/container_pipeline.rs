@@ -286,30 +286,10 @@ async fn node_change_migrates_and_deletion_follows_the_policy() {
     assert_eq!(cfg.get("description").map(str::trim_end), Some("keep me"));
 }
 
-/// A guest made by hand (not by the operator) on `vmid` of pve1, as root.
-async fn hand_made(w: &World, vmid: u32) {
-    let root = w.root();
-    let create = lxc_operator::pipeline::desired::DesiredContainer {
-        vmid,
-        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
-        hostname: Some("hand-made".into()),
-        rootfs: Some(Volume::parse("local-lvm:4").unwrap()),
-        unprivileged: true,
-        ..Default::default()
-    };
-    let upid = root
-        .create_container("pve1", &create.create_request())
-        .await
-        .unwrap();
-    root.wait_task(&upid, std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_foreign_container_on_the_wanted_vmid_is_left_untouched() {
     let w = World::new("foreign", &["pve1"], |c| c).await;
-    hand_made(&w, 250).await;
+    w.hand_made(250).await;
     let before = w.config("pve1", 250).await;
     w.container("squatter", json!({"nodeRef": w.nodes[0], "vmid": 250}))
         .await;
@@ -348,7 +328,7 @@ async fn a_chosen_vmid_taken_before_the_create_is_given_up_for_another() {
     // The operator chose VMID 250 (recorded in status, nothing created yet) and someone made a
     // guest there before the create: without spec.vmid that is a lost race, not a conflict.
     let w = World::new("raced", &["pve1"], |c| c).await;
-    hand_made(&w, 250).await;
+    w.hand_made(250).await;
     let before = w.config("pve1", 250).await;
     // Held at Resolve by a template that does not exist yet, while its status gets the VMID
     // (written as the operator writes it, so the operator's own apply can clear it).

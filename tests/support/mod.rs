@@ -434,6 +434,25 @@ impl World {
         ProxmoxClient::new(ClientConfig::new(self.sim.url(), creds, tls)).unwrap()
     }
 
+    /// A container made by hand (root, the GUI), not by the operator, on `vmid` of pve1.
+    #[allow(clippy::disallowed_methods, dead_code)] // a test's own container, not the operator's
+    pub async fn hand_made(&self, vmid: u32) {
+        let root = self.root();
+        let create = lxc_operator::pipeline::desired::DesiredContainer {
+            vmid,
+            ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+            hostname: Some("hand-made".into()),
+            rootfs: Some(lxc_operator::proxmox::property::Volume::parse("local-lvm:4").unwrap()),
+            unprivileged: true,
+            ..Default::default()
+        };
+        let upid = root
+            .create_container("pve1", &create.create_request())
+            .await
+            .unwrap();
+        root.wait_task(&upid, Duration::from_secs(10)).await.unwrap();
+    }
+
     /// The container's Proxmox config.
     pub async fn config(&self, pve: &str, vmid: u32) -> LxcConfig {
         self.root().container_config(pve, vmid).await.unwrap()
